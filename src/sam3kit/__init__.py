@@ -1,0 +1,45 @@
+"""sam3kit: Segment Anything Model 3 for inference.
+
+    import sam3kit
+    model = sam3kit.load("facebook/sam3")            # or a local directory / model.safetensors / sam3.pt
+    predictor = sam3kit.ImagePredictor(model)
+    predictor.set_image("photo.jpg")
+    found = predictor.segment(text="yellow school bus")      # every instance: masks, boxes, scores
+    obj = predictor.predict(points=[[320, 240]])             # one object from a click: 3 masks + IoU
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["load", "ImagePredictor", "Sam3Config", "Sam3Model", "SegmentResult", "PredictResult",
+           "Sam3Error", "CheckpointError", "InputError", "ImageError", "__version__"]
+
+_LAZY = {
+    "load": ("sam3kit.loading", "load"),
+    "ImagePredictor": ("sam3kit.pipelines.image", "ImagePredictor"),
+    "Sam3Config": ("sam3kit.config", "Sam3Config"),
+    "Sam3Model": ("sam3kit.model.sam3", "Sam3Model"),
+    "SegmentResult": ("sam3kit.pipelines.results", "SegmentResult"),
+    "PredictResult": ("sam3kit.pipelines.results", "PredictResult"),
+    "Sam3Error": ("sam3kit.errors", "Sam3Error"),
+    "CheckpointError": ("sam3kit.errors", "CheckpointError"),
+    "InputError": ("sam3kit.errors", "InputError"),
+    "ImageError": ("sam3kit.errors", "ImageError"),
+}
+
+
+def __getattr__(name: str):
+    """Import public names on first use, so that ``import sam3kit`` (and ``sam3kit --help``) stays fast."""
+    if name in _LAZY:
+        import importlib
+
+        mod, attr = _LAZY[name]
+        value = getattr(importlib.import_module(mod), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'sam3kit' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

@@ -1,0 +1,1 @@
+"""Image decoding and result writers. No model imports here."""

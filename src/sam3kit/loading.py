@@ -1,0 +1,72 @@
+"""``sam3kit.load``: a directory, a file or a Hugging Face Hub id -> a ready model (with its tokenizer)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+
+from .config import Sam3Config
+from .errors import CheckpointError
+from .model.sam3 import Sam3Model
+
+_DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
+           "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+
+
+def parse_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        if dtype not in _DTYPES.values():
+            raise ValueError(f"unsupported dtype {dtype}; use float32, float16 or bfloat16")
+        return dtype
+    try:
+        return _DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise ValueError(f"unknown dtype {dtype!r}; use one of fp32, fp16, bf16") from None
+
+
+def resolve(source: Union[str, Path], *, token: Optional[str] = None, revision: Optional[str] = None) -> Path:
+    """A local path for ``source``: an existing path as is, a hub id ("facebook/sam3") downloaded or cached."""
+    from .weights import hub
+
+    p = Path(source).expanduser()
+    if p.exists():
+        return p
+    if isinstance(source, str) and hub.looks_like_hub_id(source):
+        return hub.download(source, revision=revision, token=token)
+    raise CheckpointError(f"{source}: no such file or directory, and not a Hugging Face Hub id (owner/name)")
+
+
+def load(source: Union[str, Path], *, device: Union[str, torch.device] = "cpu",
+         dtype: Union[str, torch.dtype] = torch.float32, config: Optional[Sam3Config] = None,
+         token: Optional[str] = None, revision: Optional[str] = None) -> Sam3Model:
+    """Load SAM 3 strictly from a directory (HF ``facebook/sam3`` layout or ``Sam3Model.save_pretrained``), a
+    ``.safetensors`` or official ``sam3.pt`` file, or a Hub id. The tokenizer files beside the weights (if any)
+    are attached as ``model.tokenizer``.
+
+    Args:
+        device: where the weights go ("cpu", "cuda", "cuda:1", ...).
+        dtype: float32 (default), float16 or bfloat16 (half precision is meant for CUDA).
+        config: architecture override; by default ``config.json`` beside the weights, else the released config.
+    """
+    from .weights.loader import load_model
+    from .weights.reader import locate
+
+    path = resolve(source, token=token, revision=revision)
+    model = load_model(path, device=device, dtype=parse_dtype(dtype), config=config)
+    root = locate(path).root
+    model.tokenizer = _find_tokenizer(root)
+    return model
+
+
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
+
+
+def _find_tokenizer(root: Path):
+    """The checkpoint's own tokenizer (``tokenizer.json``, or ``vocab.json`` + ``merges.txt``), or None."""
+    from .tokenizer import Sam3Tokenizer
+
+    if any((root / name).is_file() for name in TOKENIZER_FILES):
+        return Sam3Tokenizer.from_dir(root)
+    return None

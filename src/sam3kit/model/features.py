@@ -1,0 +1,85 @@
+"""Typed containers passed between the stateless modules. Shapes use B = batch, d = model width, g = grid side
+(72 at release), so the three neck levels are 4g, 2g and g (288, 144, 72)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from torch import Tensor
+
+
+@dataclass
+class DetectorImageFeatures:
+    """Detector-neck output of one image batch.
+
+    fpn: three levels [(B, d, 4g, 4g), (B, d, 2g, 2g), (B, d, g, g)].
+    pos: (d, g, g) sine position map of the g x g level (the only level whose position is read).
+    """
+
+    fpn: list[Tensor]
+    pos: Tensor
+
+
+@dataclass
+class TrackerImageFeatures:
+    """Tracker-neck output, ready for the SAM mask decoder.
+
+    embed: (B, d, g, g) the g x g level (without the no-memory embedding; the caller adds what it needs).
+    high_res: [(B, d/8, 4g, 4g) after ``conv_s0``, (B, d/4, 2g, 2g) after ``conv_s1``].
+    """
+
+    embed: Tensor
+    high_res: list[Tensor]
+
+
+@dataclass
+class ImageFeatures:
+    """Everything computed once per image batch and reused by every prompt."""
+
+    detector: Optional[DetectorImageFeatures] = None
+    tracker: Optional[TrackerImageFeatures] = None
+
+
+@dataclass
+class TextFeatures:
+    """Encoded prompt text: features (B, L, d) after the 1024->d resizer; padding_mask (B, L) bool, True = pad."""
+
+    features: Tensor
+    padding_mask: Tensor
+
+
+@dataclass
+class DetectorOutput:
+    """Raw detector outputs for B prompts over Q queries (normalised coordinates of the model input).
+
+    logits: (B, Q) class logits (dot-product score, clamped to +-12).
+    presence_logit: (B,) image-level presence logit (not clamped, as in the official model).
+    boxes: (B, Q, 4) normalised xyxy.
+    mask_logits: (B, Q, 4g, 4g) or None when not requested.
+    semantic_logits: (B, 1, 4g, 4g) or None when not requested.
+    queries: (B, Q, d) last-layer normed query states.
+    """
+
+    logits: Tensor
+    presence_logit: Tensor
+    boxes: Tensor
+    mask_logits: Optional[Tensor]
+    semantic_logits: Optional[Tensor]
+    queries: Tensor
+
+
+@dataclass
+class TrackerOutput:
+    """SAM mask-decoder outputs for B prompt sets.
+
+    mask_logits: (B, M, 4g, 4g) low-resolution logits (M = 3 with multimask, else 1).
+    iou_scores: (B, M) predicted IoU (sigmoid output).
+    object_score_logit: (B, 1) object-presence logit.
+    mask_tokens: (B, M, d) output mask tokens (for the object pointer).
+    """
+
+    mask_logits: Tensor
+    iou_scores: Tensor
+    object_score_logit: Tensor
+    mask_tokens: Tensor

@@ -1,0 +1,1 @@
+"""Predictors that wrap a model: preprocessing, cached image features, prompts, post-processing."""

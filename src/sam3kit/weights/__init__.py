@@ -1,0 +1,1 @@
+"""Reading checkpoints: Hugging Face directories, safetensors and official ``sam3.pt`` files; strict loading."""

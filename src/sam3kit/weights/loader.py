@@ -1,0 +1,218 @@
+"""Strict checkpoint loading: build on the meta device, map every tensor, refuse anything partial.
+
+Every parameter of the model must be filled and every tensor of the file must be used or skipped for a named
+reason (``keymap.OFFICIAL_SKIPPED``, ``keymap.HF_DUPLICATES``); otherwise one ``CheckpointError`` lists all missing
+and unexpected keys and every shape mismatch as ``expected [..], got [..]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Optional, Union
+
+import torch
+from torch import Tensor
+
+from ..config import Sam3Config
+from ..errors import CheckpointError
+from ..model.rope import axial_rope
+from ..model.sam3 import Sam3Model
+from . import keymap
+from .reader import CheckpointFiles, TensorSource, locate
+
+log = logging.getLogger(__name__)
+
+_LIST_LIMIT = 20
+
+
+def detect_layout(keys: list[str]) -> str:
+    """"official" (sam3.pt), "hf" (facebook/sam3 model.safetensors) or "hf_detector" (Sam3Model.save_pretrained)."""
+    if any(k.startswith(("detector.", "tracker.")) for k in keys):
+        return "official"
+    if any(k.startswith("detector_model.") for k in keys):
+        return "hf"
+    if any(k.startswith(("vision_encoder.backbone.", "detr_decoder.")) for k in keys):
+        return "hf_detector"
+    sample = sorted(keys)[:5]
+    raise CheckpointError(
+        f"this is not a SAM 3 checkpoint: none of its {len(keys)} tensors has a SAM 3 name "
+        f"(e.g. 'detector_model.*' or 'detector.*'); first keys: {sample}")
+
+
+def read_config(files: CheckpointFiles, layout: str, override: Optional[Sam3Config]) -> Sam3Config:
+    if override is not None:
+        return override
+    if files.config is not None:
+        try:
+            d = json.loads(files.config.read_text())
+        except ValueError as e:
+            raise CheckpointError(f"{files.config} is not valid JSON: {e}") from e
+        return Sam3Config.from_hf_dict(d)
+    cfg = Sam3Config.released()
+    return cfg.replace(tracker=None) if layout == "hf_detector" else cfg
+
+
+def load_model(source: Union[str, Path], *, device: Union[str, torch.device] = "cpu",
+               dtype: torch.dtype = torch.float32, config: Optional[Sam3Config] = None) -> Sam3Model:
+    """Load a local checkpoint (directory, ``.safetensors`` or ``.pt``) strictly into a ready ``Sam3Model``."""
+    files = locate(Path(source))
+    src = TensorSource(files)
+    layout = detect_layout(src.keys())
+    cfg = read_config(files, layout, config)
+    if layout == "official" and cfg.tracker is None:
+        raise CheckpointError("an official sam3.pt holds the tracker too; its config cannot be detector-only")
+    with torch.device("meta"):
+        model = Sam3Model(cfg)
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    state = (_map_official if layout == "official" else _map_hf)(src, expected, cfg, layout)
+    target = torch.device(device)
+    state = {k: _convert(v, dtype, target) for k, v in state.items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    leftovers = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if leftovers:  # internal invariant: every tensor is either loaded or computed
+        raise AssertionError(f"tensors left on the meta device after loading: {leftovers[:5]}")
+    model.eval().requires_grad_(False)
+    log.info("loaded %s (%s layout, %d tensors) on %s as %s", source, layout, len(state), target, dtype)
+    return model
+
+
+def _convert(t: Tensor, dtype: torch.dtype, device: torch.device) -> Tensor:
+    if t.is_floating_point():
+        t = t.to(dtype)
+    t = t.to(device)
+    return t.contiguous()
+
+
+def _report(missing: list[str], unexpected: list[str], mismatched: list[str], what: str) -> None:
+    if not (missing or unexpected or mismatched):
+        return
+    parts = [f"the checkpoint does not match the {what} model:"]
+    for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+        if items:
+            shown = "\n    ".join(items[:_LIST_LIMIT])
+            more = f"\n    ... and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else ""
+            parts.append(f"  {len(items)} {title}:\n    {shown}{more}")
+    parts.append("Is this the right checkpoint and config.json for SAM 3? Nothing was loaded.")
+    raise CheckpointError("\n".join(parts))
+
+
+def _shape_error(key: str, expected, got) -> str:
+    return f"tensor {key!r} has wrong shape: got {list(got)}, expected {list(expected)}"
+
+
+def _map_hf(src: TensorSource, expected: dict[str, torch.Size], cfg: Sam3Config, layout: str) -> dict[str, Tensor]:
+    prefix = "detector_model." if layout == "hf_detector" else ""
+    state: dict[str, Tensor] = {}
+    used: set[str] = set()
+    missing, mismatched = [], []
+    for ours, shape in expected.items():
+        fk = keymap.hf_file_key(ours)
+        if prefix:
+            fk = fk[len(prefix):] if fk.startswith(prefix) else fk
+        if fk not in src:
+            missing.append(fk)
+            continue
+        used.add(fk)
+        if tuple(src.shape(fk)) != tuple(shape):
+            mismatched.append(_shape_error(fk, shape, src.shape(fk)))
+            continue
+        state[ours] = src[fk]
+    unexpected = []
+    for fk in src.keys():
+        if fk in used:
+            continue
+        if fk in keymap.HF_DUPLICATES and keymap.HF_DUPLICATES[fk] in state:
+            if not torch.equal(src[fk], state[keymap.HF_DUPLICATES[fk]]):
+                raise CheckpointError(f"{fk!r} should be an exact copy of {keymap.HF_DUPLICATES[fk]!r} but differs")
+            continue
+        unexpected.append(fk)
+    if layout == "hf_detector" and cfg.tracker is not None:
+        missing.append("(tracker) this is a detector-only checkpoint (transformers Sam3Model): load it with a "
+                       "detector-only config")
+    _report(missing, unexpected, mismatched, "SAM 3 (Hugging Face layout)")
+    return state
+
+
+def _map_official(src: TensorSource, expected: dict[str, torch.Size], cfg: Sam3Config, layout: str
+                  ) -> dict[str, Tensor]:
+    rules = keymap.official_rules(cfg)
+    state: dict[str, Tensor] = {}
+    used: set[str] = set()
+    missing, mismatched = [], []
+    for ours, shape in expected.items():
+        ok, fix = keymap.official_key(rules, ours)
+        if fix is not None and fix.kind == "row":
+            keys = [ok.format(row=r) for r in range(shape[0])]
+            if not all(k in src for k in keys):
+                missing.extend(k for k in keys if k not in src)
+                continue
+            used.update(keys)
+            rows = [src[k].reshape(-1) for k in keys]
+            if any(r.numel() != shape[1] for r in rows):
+                mismatched.append(_shape_error(keys[0], (1, shape[1]), src.shape(keys[0])))
+                continue
+            state[ours] = torch.stack(rows)
+            continue
+        if ok not in src:
+            missing.append(ok)
+            continue
+        used.add(ok)
+        t = keymap.extract(fix, src[ok], shape)
+        if tuple(t.shape) != tuple(shape):
+            mismatched.append(_shape_error(ok, _official_shape(fix, shape), src.shape(ok)))
+            continue
+        state[ours] = t
+    unexpected = []
+    for k in src.keys():
+        if k in used:
+            continue
+        if any(re.match(p, k) for p in keymap.OFFICIAL_SKIPPED):
+            continue
+        unexpected.append(k)
+    _report(missing, unexpected, mismatched, "SAM 3 (official sam3.pt layout)")
+    _check_rope_tables(src, cfg)
+    return state
+
+
+def _official_shape(fix: Optional[keymap.Fix], shape: torch.Size) -> tuple[int, ...]:
+    s = list(shape)
+    if fix is None:
+        return tuple(s)
+    if fix.kind == "chunk":
+        s[0] *= fix.parts
+    elif fix.kind == "pos_embed":
+        s[1] += 1
+    elif fix.kind == "transpose":
+        s = s[::-1]
+    return tuple(s)
+
+
+def official_rope_table(cfg: Sam3Config, block: int) -> Tensor:
+    """The complex64 ``freqs_cis`` buffer the official ViT stores for ``block`` (recomputed)."""
+    vit = cfg.detector.vit
+    head_dim = vit.hidden_size // vit.num_heads
+    if block in vit.global_attn_indexes:
+        g = vit.grid_size
+        cos, sin = axial_rope(head_dim, g, g, theta=vit.rope_theta, scale=vit.window_size / g)
+    else:
+        w = vit.window_size
+        cos, sin = axial_rope(head_dim, w, w, theta=vit.rope_theta)
+    return torch.complex(cos, sin)
+
+
+def _check_rope_tables(src: TensorSource, cfg: Sam3Config) -> None:
+    """The stored RoPE tables must equal ours: a mismatch means another window/grid/theta than the config says."""
+    for i in range(cfg.detector.vit.num_layers):
+        k = f"detector.backbone.vision_backbone.trunk.blocks.{i}.attn.freqs_cis"
+        if k not in src:
+            continue
+        stored = src[k]
+        ours = official_rope_table(cfg, i)
+        if stored.shape != ours.shape or not torch.allclose(stored.to(ours.dtype), ours, atol=1e-4):
+            raise CheckpointError(
+                f"{k}: the stored RoPE table does not match the configuration (window {cfg.detector.vit.window_size}, "
+                f"global blocks {cfg.detector.vit.global_attn_indexes}); got shape {list(stored.shape)}, expected "
+                f"{list(ours.shape)}. Is the config.json right for this checkpoint?")

@@ -1,0 +1,148 @@
+"""Open a checkpoint on disk without loading it: a lazy name -> tensor view over safetensors or ``.pt`` files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Optional
+
+import torch
+from torch import Tensor
+
+from ..errors import CheckpointError
+
+SAFETENSORS_NAME = "model.safetensors"
+SAFETENSORS_INDEX = "model.safetensors.index.json"
+OFFICIAL_NAME = "sam3.pt"
+CONFIG_NAME = "config.json"
+
+
+@dataclass
+class CheckpointFiles:
+    """Where the pieces of one checkpoint are: weight files (one, or shards), an optional ``config.json``."""
+
+    weights: list[Path]
+    config: Optional[Path]
+    format: str  # "safetensors" or "pt"
+    root: Path = field(default=Path("."))
+
+
+def locate(path: Path) -> CheckpointFiles:
+    """Find the weight and config files of a directory or file checkpoint."""
+    if path.is_dir():
+        cfg = path / CONFIG_NAME if (path / CONFIG_NAME).is_file() else None
+        if (path / SAFETENSORS_NAME).is_file():
+            return CheckpointFiles([path / SAFETENSORS_NAME], cfg, "safetensors", path)
+        if (path / SAFETENSORS_INDEX).is_file():
+            try:
+                index = json.loads((path / SAFETENSORS_INDEX).read_text())
+                shards = sorted(set(index["weight_map"].values()))
+            except (ValueError, KeyError) as e:
+                raise CheckpointError(f"{path / SAFETENSORS_INDEX} is not a valid safetensors index: {e}") from e
+            missing = [s for s in shards if not (path / s).is_file()]
+            if missing:
+                raise CheckpointError(f"{path} lists shards that are not there: {missing}. Download them again.")
+            return CheckpointFiles([path / s for s in shards], cfg, "safetensors", path)
+        if (path / OFFICIAL_NAME).is_file():
+            return CheckpointFiles([path / OFFICIAL_NAME], cfg, "pt", path)
+        found = sorted(p.name for p in path.iterdir())[:10]
+        raise CheckpointError(
+            f"{path} holds no SAM 3 weights: expected {SAFETENSORS_NAME} (Hugging Face facebook/sam3) or "
+            f"{OFFICIAL_NAME} (official checkpoint); found {found}")
+    if path.is_file():
+        cfg = path.parent / CONFIG_NAME
+        cfg = cfg if cfg.is_file() else None
+        if path.suffix == ".safetensors":
+            return CheckpointFiles([path], cfg, "safetensors", path.parent)
+        if path.suffix in (".pt", ".pth", ".bin", ".ckpt"):
+            return CheckpointFiles([path], cfg, "pt", path.parent)
+        raise CheckpointError(f"{path}: unknown checkpoint type {path.suffix!r}; expected .safetensors or .pt")
+    raise CheckpointError(f"{path}: no such file or directory")
+
+
+class TensorSource:
+    """Read-only mapping name -> tensor over the weight files, reading a tensor only when asked."""
+
+    def __init__(self, files: CheckpointFiles) -> None:
+        self.files = files
+        self._where: dict[str, object] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        self._dtypes: dict[str, str] = {}
+        if files.format == "safetensors":
+            from safetensors import safe_open
+
+            for f in files.weights:
+                try:
+                    handle = safe_open(str(f), framework="pt")
+                    for k in handle.keys():
+                        sl = handle.get_slice(k)
+                        self._where[k] = handle
+                        self._shapes[k] = tuple(sl.get_shape())
+                        self._dtypes[k] = str(sl.get_dtype())
+                except CheckpointError:
+                    raise
+                except Exception as e:  # safetensors raises its own error type for truncated/corrupt headers
+                    raise CheckpointError(
+                        f"{f} is not a readable safetensors file ({e}). It may be truncated or corrupt: "
+                        "download it again.") from e
+                _check_size(f)
+        else:
+            f = files.weights[0]
+            try:
+                sd = torch.load(str(f), map_location="cpu", mmap=True, weights_only=True)
+            except Exception as e:
+                raise CheckpointError(
+                    f"{f} is not a readable PyTorch checkpoint ({type(e).__name__}: {e}). It may be truncated or "
+                    "corrupt, or not a checkpoint at all.") from e
+            if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
+                sd = sd["model"]
+            if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):
+                raise CheckpointError(f"{f} does not hold a flat state dict of tensors (as sam3.pt does)")
+            self._tensors = sd
+            for k, v in sd.items():
+                self._where[k] = sd
+                self._shapes[k] = tuple(v.shape)
+                self._dtypes[k] = str(v.dtype).replace("torch.", "")
+
+    def keys(self) -> list[str]:
+        return list(self._where)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._where
+
+    def shape(self, key: str) -> tuple[int, ...]:
+        return self._shapes[key]
+
+    def dtype(self, key: str) -> str:
+        return self._dtypes[key]
+
+    def __getitem__(self, key: str) -> Tensor:
+        src = self._where[key]
+        if isinstance(src, dict):
+            return src[key]
+        try:
+            return src.get_tensor(key)
+        except Exception as e:
+            raise CheckpointError(f"tensor {key!r} cannot be read ({e}); the file may be truncated or corrupt") from e
+
+    def items(self) -> Iterator[tuple[str, Tensor]]:
+        for k in self._where:
+            yield k, self[k]
+
+
+def _check_size(f: Path) -> None:
+    """A safetensors file whose data ends before its header says is truncated: refuse it up front."""
+    import struct
+
+    with open(f, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise CheckpointError(f"{f} is truncated (no safetensors header)")
+        (n,) = struct.unpack("<Q", head)
+        header = json.loads(fh.read(n))
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    size = f.stat().st_size
+    if size < 8 + n + end:
+        raise CheckpointError(
+            f"{f} is truncated: the header describes {8 + n + end} bytes but the file has {size}. Download it again.")
