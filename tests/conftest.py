@@ -2,34 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
-from torch import nn
 
 from sam3kit.config import Sam3Config
 
+from fixtures.weights import randomize_  # noqa: F401  (re-exported for tests)
 
-def randomize_(module: nn.Module, seed: int = 0, std: float = 0.02) -> nn.Module:
-    """Fill every parameter and floating buffer of ``module`` with N(0, std) noise (deterministic in ``seed``).
 
-    Norm weights are centred on 1 so activations keep a sensible scale; every tensor gets noise so that
-    zero-initialised layers (last box-head layer, layer scales) are exercised.
-    """
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in list(module.named_parameters()) + list(module.named_buffers()):
-            if not p.is_floating_point():
-                continue
-            noise = torch.randn(p.shape, generator=g) * std
-            leaf = name.rsplit(".", 1)[-1]
-            parent = name.rsplit(".", 2)[-2] if name.count(".") else ""
-            if leaf == "weight" and ("norm" in parent or "layer_norm" in parent) and p.dim() == 1:
-                p.copy_(1.0 + noise)
-            elif p.dim() <= 1 and leaf not in ("weight",):
-                p.copy_(noise * 2.5)
-            else:
-                p.copy_(noise if p.numel() > 256 else noise * 20)
-    return module
+# Tiny models are dominated by per-op overhead: one thread is faster than two fighting over 2 cores. Subprocesses
+# (the CLI tests) inherit the setting through the environment.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+torch.set_num_threads(1)
 
 
 @pytest.fixture
@@ -41,3 +27,18 @@ def tiny_config() -> Sam3Config:
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A tiny random SAM 3 checkpoint folder in the facebook/sam3 layout (seed 0): ``config.json``,
+    ``model.safetensors`` and the tokenizer files ``vocab.json`` + ``merges.txt``."""
+    from fixtures.tokenizer_files import write_sam3_tokenizer_files
+    from sam3kit.model.sam3 import Sam3Model
+    from sam3kit.weights.writer import save_hf
+
+    d = tmp_path_factory.mktemp("tiny_sam3")
+    cfg = Sam3Config.tiny()
+    save_hf(randomize_(Sam3Model(cfg).eval(), seed=0).state_dict(), cfg, d)
+    write_sam3_tokenizer_files(d, with_tokenizer_json=False)
+    return d

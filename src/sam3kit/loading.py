@@ -5,11 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
+import logging
+
 import torch
 
 from .config import Sam3Config
 from .errors import CheckpointError
 from .model.sam3 import Sam3Model
+
+log = logging.getLogger(__name__)
 
 _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
            "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
@@ -57,16 +61,30 @@ def load(source: Union[str, Path], *, device: Union[str, torch.device] = "cpu",
     model = load_model(path, device=device, dtype=parse_dtype(dtype), config=config)
     root = locate(path).root
     model.tokenizer = _find_tokenizer(root)
+    model.fingerprint = _fingerprint(locate(path).weights, model)
     return model
+
+
+def _fingerprint(files: list[Path], model: Sam3Model) -> str:
+    """Weights identity for caches: the checkpoint files (path, size, mtime) and the configuration."""
+    import hashlib
+
+    h = hashlib.sha256(repr(model.config).encode())
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()
 
 
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
 
 
 def _find_tokenizer(root: Path):
-    """The checkpoint's own tokenizer (``tokenizer.json``, or ``vocab.json`` + ``merges.txt``), or None."""
+    """The checkpoint's own tokenizer (``tokenizer.json``, or ``vocab.json`` + ``merges.txt``); a bare file such
+    as ``sam3.pt`` gets the bundled CLIP vocabulary, which is the one the official tokenizer uses."""
     from .tokenizer import Sam3Tokenizer
 
     if any((root / name).is_file() for name in TOKENIZER_FILES):
         return Sam3Tokenizer.from_dir(root)
-    return None
+    log.info("no tokenizer files in %s: using the bundled CLIP vocabulary", root)
+    return Sam3Tokenizer.default()

@@ -15,7 +15,7 @@ from sam3kit.errors import CheckpointError
 from sam3kit.model.sam3 import Sam3Model
 from sam3kit.weights.writer import hf_state_dict, save_hf, save_official
 
-from conftest import randomize_
+from fixtures.weights import randomize_
 
 
 @pytest.fixture(scope="module")

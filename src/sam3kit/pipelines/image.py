@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from collections import OrderedDict
 from typing import Any, Optional, Sequence, Union
 
@@ -16,6 +17,8 @@ from ..io.image import ImageInput, load_image
 from ..model.features import DetectorImageFeatures, TextFeatures, TrackerImageFeatures
 from ..model.sam3 import Sam3Model
 from . import prompts as P
+from ..ops.components import fill_small_regions
+from .cache import EncodingCache, cache_key
 from .postprocess import boxes_to_pixels, detection_scores, upsample_logits
 from .preprocess import preprocess
 from .results import PredictResult, SegmentResult
@@ -26,6 +29,19 @@ VISUAL_PROMPT = "visual"  # the text the official API uses when only boxes are g
 _TEXT_CACHE_SIZE = 32
 
 
+@dataclass(frozen=True)
+class PredictOptions:
+    """Post-processing of interactive masks (official ``SAM3InteractiveImagePredictor`` defaults).
+
+    max_hole_area: background regions of at most this many low-resolution pixels (288 x 288 grid at release)
+        become foreground before upsampling; 0 turns it off.
+    max_sprinkle_area: foreground specks of at most this many low-resolution pixels become background.
+    """
+
+    max_hole_area: float = 256.0
+    max_sprinkle_area: float = 0.0
+
+
 class ImagePredictor:
     """Concept (text / exemplar boxes) and interactive (clicks / box / mask) segmentation on cached features.
 
@@ -33,9 +49,19 @@ class ImagePredictor:
     so ``segment`` and ``predict`` on the same image share one backbone pass.
     """
 
-    def __init__(self, model: Sam3Model, tokenizer=None) -> None:
+    def __init__(self, model: Sam3Model, tokenizer=None, cache: Optional[EncodingCache] = None,
+                 options: PredictOptions = PredictOptions()) -> None:
+        """Args:
+            model: a loaded ``Sam3Model`` (``sam3kit.load``).
+            tokenizer: overrides ``model.tokenizer``.
+            cache: image-encoding cache; by default a private in-memory LRU of 8 images. Share one between
+                predictors, or give it a directory to keep encodings across runs.
+            options: post-processing of interactive masks.
+        """
+        self.options = options
         self.model = model
         self.tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
+        self.cache = cache if cache is not None else EncodingCache()
         self._sizes: list[tuple[int, int]] = []  # (H, W) per image
         self._trunk: Optional[Tensor] = None
         self._det: Optional[DetectorImageFeatures] = None
@@ -51,8 +77,20 @@ class ImagePredictor:
             raise InputError("set_image got an empty list of images")
         arrays = [load_image(im) for im in batch]
         self.reset_image()
-        pixels = preprocess(arrays, self.model.config.image_size, device=self.model.device, dtype=self.model.dtype)
-        self._trunk = self.model.detector_model.vision_encoder.backbone(pixels)
+        m = self.model
+        S, dev, dt = m.config.image_size, m.device, m.dtype
+        vit = m.config.detector.vit
+        shape = (1, vit.hidden_size, vit.grid_size, vit.grid_size)
+        keys = [cache_key(a, model_fingerprint(m), dt, S) for a in arrays]
+        found = [self.cache.get(k, device=dev, dtype=dt, shape=shape) for k in keys]
+        todo = [i for i, t in enumerate(found) if t is None]
+        if todo:
+            pixels = preprocess([arrays[i] for i in todo], S, device=dev, dtype=dt)
+            trunk = m.detector_model.vision_encoder.backbone(pixels)
+            for j, i in enumerate(todo):
+                found[i] = trunk[j:j + 1]
+                self.cache.put(keys[i], found[i])
+        self._trunk = torch.cat(found) if len(found) > 1 else found[0]
         self._sizes = [(a.shape[0], a.shape[1]) for a in arrays]
 
     def reset_image(self) -> None:
@@ -92,10 +130,11 @@ class ImagePredictor:
         if hit is not None:
             self._text_cache.move_to_end(text)
             return hit
-        if self.tokenizer is None:
-            raise InputError("this model has no tokenizer files (tokenizer.json or vocab.json + merges.txt); "
-                             "load a checkpoint directory that has them, or pass tokenizer=")
-        ids, pad = self.tokenizer([text])
+        if self.tokenizer is None:  # a model built in memory: the bundled CLIP vocabulary
+            from ..tokenizer import Sam3Tokenizer
+
+            self.tokenizer = Sam3Tokenizer.default()
+        ids, pad = self.tokenizer([text], truncate=False)  # overlong text is an error, not a silent cut
         dev = self.model.device
         feats = self.model.detector_model.encode_text(ids.to(dev), pad.to(dev))
         self._text_cache[text] = feats
@@ -218,15 +257,29 @@ class ImagePredictor:
         out = self.model.tracker_model.predict(feat, t(pts_l), t(lab_l, torch.int64), t(box_l), t(msk_l),
                                                multimask=multimask)
         logits = out.mask_logits.float()
+        filled = fill_small_regions(logits.flatten(0, 1), max_hole_area=self.options.max_hole_area,
+                                    max_sprinkle_area=self.options.max_sprinkle_area).view_as(logits)
         results = []
         for k in range(K):
-            up = upsample_logits(logits[k], h, w)
+            up = upsample_logits(filled[k], h, w)
             iou = out.iou_scores[k].float().cpu().numpy()
             results.append(PredictResult(
                 masks=(up > 0).cpu().numpy(), iou_scores=iou,
                 object_score=float(out.object_score_logit[k].float().sigmoid().reshape(-1)[0]),
                 low_res_logits=logits[k].cpu().numpy(), best=int(np.argmax(iou))))
         return results if batched else results[0]
+
+
+def model_fingerprint(model: Sam3Model) -> str:
+    """Identity of a model's weights for the encoding cache: set by ``sam3kit.load`` from the checkpoint files,
+    else a random id per model object (so an in-memory model never shares entries with another)."""
+    fp = getattr(model, "fingerprint", None)
+    if fp is None:
+        import uuid
+
+        fp = f"mem-{uuid.uuid4().hex}"
+        model.fingerprint = fp
+    return fp
 
 
 def _object_count(points: Any, box: Any, mask_input: Any) -> tuple[bool, int]:

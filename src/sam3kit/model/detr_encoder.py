@@ -1,0 +1,81 @@
+"""The DETR "fusion" encoder: image tokens attend to themselves and to the prompt tokens.
+
+``EncoderLayer`` (pre-norm self-attention, cross-attention, ReLU FFN) is also the layer of the geometry
+encoder, which runs it the other way round (prompt tokens over image tokens).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from torch import Tensor, nn
+
+from ..config import TransformerConfig
+from .layers import MLP, Attention
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm layer: ``x += SelfAttn(LN1 x)``, ``x += CrossAttn(LN2 x, memory)``, ``x += FFN(LN3 x)``.
+
+    Parameter names: ``layer_norm1, self_attn, cross_attn, layer_norm2, mlp.fc1/fc2, layer_norm3``.
+    """
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        d = cfg.hidden_size
+        self.layer_norm1 = nn.LayerNorm(d)
+        self.self_attn = Attention(d, cfg.num_heads)
+        self.cross_attn = Attention(d, cfg.num_heads)
+        self.layer_norm2 = nn.LayerNorm(d)
+        self.mlp = MLP(d, cfg.intermediate_size, d, 2, act="relu", names="fc")
+        self.layer_norm3 = nn.LayerNorm(d)
+
+    def forward(self, x: Tensor, memory: Tensor, *, pos: Optional[Tensor] = None,
+                padding_mask: Optional[Tensor] = None, memory_pos: Optional[Tensor] = None,
+                memory_padding_mask: Optional[Tensor] = None) -> Tensor:
+        """Update ``x``.
+
+        Args:
+            x: (B, N, d) tokens to update.
+            memory: (B, M, d) tokens to cross-attend to (values are taken without position).
+            pos: position added to the self-attention queries and keys, broadcastable to x.
+            padding_mask: (B, N) bool, True = padding key in the self-attention.
+            memory_pos: position added to the cross-attention keys, broadcastable to memory.
+            memory_padding_mask: (B, M) bool, True = padding key in the cross-attention.
+        Returns:
+            (B, N, d)
+        """
+        h = self.layer_norm1(x)
+        qk = h if pos is None else h + pos
+        x = x + self.self_attn(qk, qk, h, key_padding_mask=padding_mask)
+        h = self.layer_norm2(x)
+        keys = memory if memory_pos is None else memory + memory_pos
+        x = x + self.cross_attn(h, keys, memory, key_padding_mask=memory_padding_mask)
+        return x + self.mlp(self.layer_norm3(x))
+
+
+class DetrEncoder(nn.Module):
+    """Image tokens (one feature level, with their sine position) fused with the prompt; no final norm.
+
+    The prompt itself is not updated (decoder, scorer and mask head read the same prompt tensor).
+    """
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.num_layers))
+
+    def forward(self, image: Tensor, pos: Tensor, prompt: Tensor, prompt_padding_mask: Tensor) -> Tensor:
+        """Encode.
+
+        Args:
+            image: (B, HW, d) flattened (row-major) image tokens.
+            pos: (HW, d) or (B, HW, d) sine position of the image tokens.
+            prompt: (B, L, d) prompt tokens (text + geometry).
+            prompt_padding_mask: (B, L) bool, True = padding.
+        Returns:
+            (B, HW, d) encoded image tokens ("memory").
+        """
+        x = image
+        for layer in self.layers:
+            x = layer(x, prompt, pos=pos, memory_padding_mask=prompt_padding_mask)
+        return x
