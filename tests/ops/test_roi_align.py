@@ -59,15 +59,3 @@ def test_empty_and_far_away_boxes():
     assert roi_align(feats, torch.zeros(2, 0, 4), 7).shape == (2, 0, 3, 7, 7)
     far = torch.tensor([[[20.0, 20.0, 30.0, 30.0]], [[-30.0, -30.0, -10.0, -10.0]]])
     assert torch.equal(roi_align(feats, far, 2), torch.zeros(2, 1, 3, 2, 2))
-
-
-def test_matches_torchvision_when_installed():
-    tv = pytest.importorskip("torchvision.ops")
-    g = torch.Generator().manual_seed(0)
-    feats = torch.randn(2, 4, 8, 8, generator=g)
-    start = torch.rand(2, 5, 2, generator=g) * 5
-    boxes = torch.cat([start, start + torch.rand(2, 5, 2, generator=g) * 3 + 0.2], dim=-1)  # inside the map
-    for aligned in (False, True):
-        ref = tv.roi_align(feats, list(boxes.unbind(0)), 7, spatial_scale=1.0, sampling_ratio=-1, aligned=aligned)
-        ours = roi_align(feats, boxes, 7, aligned=aligned).flatten(0, 1)
-        assert (ours - ref).abs().max().item() <= 1e-5

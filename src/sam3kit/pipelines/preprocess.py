@@ -13,7 +13,7 @@ def preprocess(images: list[np.ndarray], size: int, *, device: torch.device, dty
     """RGB uint8 arrays (H, W, 3), any sizes -> (B, 3, size, size) in [-1, 1]."""
     out = []
     for img in images:
-        t = torch.from_numpy(img).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
+        t = torch.from_numpy(img if img.flags.writeable else img.copy()).permute(2, 0, 1)[None]  # (1, 3, H, W) uint8
         if t.shape[-2:] != (size, size):
             t = _resize_uint8(t, size)
         out.append(t)

@@ -38,7 +38,7 @@ def check_boxes(boxes: Any, width: int, height: int, *, name: str = "boxes", sin
         raise InputError(f"{name} must have shape (N, 4) as pixel [x1, y1, x2, y2], got shape {list(a.shape)}")
     if a.shape[0] == 0:
         raise InputError(f"{name} is empty; pass None for no boxes")
-    for i, (x1, y1, x2, y2) in enumerate(a):
+    for i, (x1, y1, x2, y2) in enumerate(a.tolist()):
         if x2 <= x1 or y2 <= y1:
             what = "inverted" if (x2 < x1 or y2 < y1) else "degenerate (zero width or height)"
             raise InputError(f"{name}[{i}] = {[x1, y1, x2, y2]} is {what}: expected x1 < x2 and y1 < y2 in pixels")
@@ -72,7 +72,7 @@ def check_points(points: Any, width: int, height: int, *, name: str = "points") 
         a = a[None]
     if a.ndim != 2 or a.shape[1] != 2 or a.shape[0] == 0:
         raise InputError(f"{name} must have shape (N, 2) as pixel (x, y), N >= 1; got shape {list(a.shape)}")
-    for i, (x, y) in enumerate(a):
+    for i, (x, y) in enumerate(a.tolist()):
         if not (0 <= x <= width and 0 <= y <= height):
             raise InputError(f"{name}[{i}] = ({x}, {y}) lies outside the {width}x{height} image")
     return a.astype(np.float32)

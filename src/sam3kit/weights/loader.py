@@ -79,11 +79,18 @@ def load_model(source: Union[str, Path], *, device: Union[str, torch.device] = "
     return model
 
 
+_ALIGN = 64  # bytes; kernels take other code paths on unaligned data, so results would depend on the file offset
+
+
 def _convert(t: Tensor, dtype: torch.dtype, device: torch.device) -> Tensor:
-    if t.is_floating_point():
+    """Cast and move; memory-mapped tensors at unaligned file offsets are copied so that identical weights give
+    bit-identical results whichever file (or offset) they came from."""
+    if t.is_floating_point() and t.dtype != dtype:
         t = t.to(dtype)
-    t = t.to(device)
-    return t.contiguous()
+    t = t.to(device).contiguous()
+    if t.data_ptr() % _ALIGN:
+        t = t.clone()
+    return t
 
 
 def _report(missing: list[str], unexpected: list[str], mismatched: list[str], what: str) -> None:

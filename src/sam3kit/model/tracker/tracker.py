@@ -94,12 +94,12 @@ class Tracker(nn.Module):
         embed, high_res = features.embed, list(features.high_res)
         b = self._check_prompts(embed, points, point_labels, boxes, mask_input)
         if boxes is not None:
-            corners = boxes.reshape(-1, 2, 2).to(embed.dtype)
+            corners = boxes.reshape(-1, 2, 2).float()  # coordinates stay fp32 whatever the model dtype
             corner_labels = torch.tensor(BOX_LABELS, device=boxes.device).expand(corners.shape[0], 2)
             if points is None:
                 points, point_labels = corners, corner_labels
             else:
-                points = torch.cat([corners, points.to(embed.dtype)], dim=1)
+                points = torch.cat([corners, points.float()], dim=1)
                 point_labels = torch.cat([corner_labels, point_labels.to(corner_labels.dtype)], dim=1)
         sparse, dense = self.prompt_encoder(points, point_labels, mask_input, batch_size=b, pad=True)
         if add_no_memory_embedding:

@@ -1,0 +1,117 @@
+"""The ``sam3kit`` command: ``segment``, ``info``, ``convert``, ``env``.
+
+Exit codes: 0 success; 2 a user mistake (bad option, missing file, wrong checkpoint: any ``Sam3Error``), printed as
+one line on stderr without a traceback; 1 an unexpected error (a bug: the message asks for ``--debug``);
+130 interrupted. ``--debug`` prints the traceback in every case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Optional, Sequence
+
+from .. import __version__
+
+PROG = "sam3kit"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every option's default; keeps the line breaks of texts that have some (examples)."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=32, width=100)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip():
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default is argparse.SUPPRESS or not action.option_strings:
+            return text
+        if action.default is None:
+            return text + " (default: none)"
+        if isinstance(action.default, (list, tuple)):
+            return text + f" (default: {','.join(map(str, action.default))})"
+        return text + " (default: %(default)s)"
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with a one-line error message (usage is one ``--help`` away)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> ArgumentParser:
+    from . import convert, env, info, segment
+
+    parser = ArgumentParser(
+        prog=PROG, formatter_class=HelpFormatter,
+        description="Segment Anything Model 3 from the shell: concept (text / exemplar box) and interactive "
+                    "(click / box) segmentation of images, checkpoint inspection and conversion.",
+        epilog="Run 'sam3kit COMMAND --help' for the options of a command.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    parser.add_argument("--debug", action="store_true", help="print tracebacks of errors")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does (to stderr)")
+    common = ArgumentParser(add_help=False)
+    # SUPPRESS: a flag given before the command is not reset by the command's own default
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print tracebacks of errors")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log what the library does (to stderr)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
+    sub.required = True
+    for module in (segment, info, convert, env):
+        module.add_parser(sub, common, HelpFormatter)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the ``sam3kit`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(getattr(args, "debug", False))
+    if getattr(args, "verbose", False) or debug:
+        logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, stream=sys.stderr,
+                            format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.run(args) or 0)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"\n{PROG}: interrupted\n")
+        return 130
+    except BrokenPipeError:  # `sam3kit ... | head`
+        _silence_stdout()
+        return 0
+    except BaseException as e:  # noqa: BLE001 - the one place that turns exceptions into exit codes
+        if isinstance(e, SystemExit):
+            raise
+        return report_error(e, debug)
+
+
+def report_error(e: BaseException, debug: bool, prefix: str = "") -> int:
+    """Print ``e`` as sam3kit prints errors; return the exit code it stands for (2 user mistake, 1 bug)."""
+    from ..errors import Sam3Error
+
+    if debug:
+        import traceback
+
+        traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+    if isinstance(e, Sam3Error):
+        sys.stderr.write(f"{PROG}: error: {prefix}{e}\n")
+        return 2
+    hint = "" if debug else " (run with --debug for the traceback, and please report it)"
+    sys.stderr.write(f"{PROG}: unexpected error: {prefix}{type(e).__name__}: {e}{hint}\n")
+    return 1
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
