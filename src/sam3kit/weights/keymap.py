@@ -23,6 +23,11 @@ HF_RENAMES: list[tuple[str, str]] = [
     # (ours, HF file): CLIP keeps the name `out_proj` for its attention output; our one Attention calls it o_proj.
     (r"^(detector_model\.text_encoder\.text_model\.encoder\.layers\.\d+\.self_attn\.)o_proj\.", r"\1out_proj."),
 ]
+HF_PREFIX_ALIASES: dict[str, str] = {
+    # file prefix -> canonical prefix. transformers 5.23 ``Sam3VideoModel.save_pretrained`` writes the tracker with
+    # a doubled prefix (its load-time rename ``tracker_model.X -> X`` inverted on save); facebook/sam3 has one.
+    "tracker_model.tracker_model.": "tracker_model.",
+}
 HF_DUPLICATES: dict[str, str] = {
     # HF file key -> our key it duplicates (checked equal on load, written on save).
     "tracker_model.shared_image_embedding.positional_embedding":

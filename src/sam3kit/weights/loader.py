@@ -112,6 +112,7 @@ def _shape_error(key: str, expected, got) -> str:
 
 def _map_hf(src: TensorSource, expected: dict[str, torch.Size], cfg: Sam3Config, layout: str) -> dict[str, Tensor]:
     prefix = "detector_model." if layout == "hf_detector" else ""
+    canonical = {_canonical_hf_key(k): k for k in src.keys()}  # canonical name -> name in the file
     state: dict[str, Tensor] = {}
     used: set[str] = set()
     missing, mismatched = [], []
@@ -119,21 +120,22 @@ def _map_hf(src: TensorSource, expected: dict[str, torch.Size], cfg: Sam3Config,
         fk = keymap.hf_file_key(ours)
         if prefix:
             fk = fk[len(prefix):] if fk.startswith(prefix) else fk
-        if fk not in src:
+        if fk not in canonical:
             missing.append(fk)
             continue
+        fk = canonical[fk]
         used.add(fk)
         if tuple(src.shape(fk)) != tuple(shape):
             mismatched.append(_shape_error(fk, shape, src.shape(fk)))
             continue
         state[ours] = src[fk]
     unexpected = []
-    for fk in src.keys():
+    for ck, fk in canonical.items():
         if fk in used:
             continue
-        if fk in keymap.HF_DUPLICATES and keymap.HF_DUPLICATES[fk] in state:
-            if not torch.equal(src[fk], state[keymap.HF_DUPLICATES[fk]]):
-                raise CheckpointError(f"{fk!r} should be an exact copy of {keymap.HF_DUPLICATES[fk]!r} but differs")
+        if ck in keymap.HF_DUPLICATES and keymap.HF_DUPLICATES[ck] in state:
+            if not torch.equal(src[fk], state[keymap.HF_DUPLICATES[ck]]):
+                raise CheckpointError(f"{fk!r} should be an exact copy of {keymap.HF_DUPLICATES[ck]!r} but differs")
             continue
         unexpected.append(fk)
     if layout == "hf_detector" and cfg.tracker is not None:
@@ -141,6 +143,13 @@ def _map_hf(src: TensorSource, expected: dict[str, torch.Size], cfg: Sam3Config,
                        "detector-only config")
     _report(missing, unexpected, mismatched, "SAM 3 (Hugging Face layout)")
     return state
+
+
+def _canonical_hf_key(key: str) -> str:
+    for alias, canonical in keymap.HF_PREFIX_ALIASES.items():
+        if key.startswith(alias):
+            return canonical + key[len(alias):]
+    return key
 
 
 def _map_official(src: TensorSource, expected: dict[str, torch.Size], cfg: Sam3Config, layout: str
