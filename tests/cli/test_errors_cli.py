@@ -62,3 +62,16 @@ def test_cuda_unavailable(cli, tiny_checkpoint, images, tmp_path):
     r = cli("segment", images / "a.png", "-t", "dog", "--model", tiny_checkpoint, "--device", "cuda",
             "-o", tmp_path / "out")
     assert "CUDA is not available" in _one_line_error(r)
+
+
+def test_image_size_option(cli, images, tiny_checkpoint, tmp_path):
+    """--image-size must tile into whole attention windows (56 px for the tiny model); a good one runs."""
+    img = images / "a.png"
+    bad = cli("segment", str(img), "--model", str(tiny_checkpoint), "-t", "dog", "--image-size", "100",
+              "--out", str(tmp_path / "bad"))
+    assert "multiple of" in _one_line_error(bad)
+    assert not (tmp_path / "bad").exists()
+    ok = cli("segment", str(img), "--model", str(tiny_checkpoint), "-t", "dog", "--image-size", "168",
+             "--threshold", "0", "--out", str(tmp_path / "ok"))
+    assert ok.returncode == 0, ok.stderr
+    assert (tmp_path / "ok" / "a" / "result.json").is_file()

@@ -99,6 +99,12 @@ def add_parser(sub, common, formatter) -> None:
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps; auto = cuda if available, else cpu")
     r.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"),
                    help="weights and compute dtype (fp16/bf16 are meant for GPUs)")
+    r.add_argument("--fast", default="none", choices=("none", "int8"),
+                   help="int8: int8 Linear layers in the image encoder on the CPU (faster, slightly less exact; "
+                        "needs sam3kit[fast]); none: the exact model")
+    r.add_argument("--image-size", type=int, default=None, metavar="N",
+                   help="run the model at N x N pixels instead of the checkpoint's 1008 (a multiple of 336; "
+                        "faster, less accurate)")
     p.set_defaults(run=run)
 
 
@@ -197,7 +203,7 @@ def options_record(job: ImageJob, model_id: dict, prompts: list[Prompt], args: a
     st = job.path.stat()
     rec = {"sam3kit": __version__, "manifest": MANIFEST_VERSION,
            "image": {"path": str(job.path.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns},
-           "model": model_id, "dtype": args.dtype, "prompts": [asdict(p) for p in prompts],
+           "model": model_id, "dtype": args.dtype, "fast": args.fast, "image_size": args.image_size, "prompts": [asdict(p) for p in prompts],
            "threshold": args.threshold, "mask_threshold": args.mask_threshold,
            "formats": list(args.format), "overlay": bool(args.overlay)}
     return json.loads(json.dumps(rec))  # the form it has once read back from result.json
@@ -421,10 +427,11 @@ def _load_predictor(args: argparse.Namespace, device: str, prompts: list[Prompt]
 
     if not args.quiet and sys.stderr.isatty():
         sys.stderr.write(f"loading {args.model} on {device} ({args.dtype}) ...\n")
-    model = sam3kit.load(args.model, device=device, dtype=args.dtype)
-    if any(p.kind == "concept" for p in prompts) and getattr(model, "tokenizer", None) is None:
-        raise InputError(f"{args.model} has no tokenizer files (tokenizer.json, or vocab.json + merges.txt) beside "
-                         "the weights; concept prompts need them")
+    try:
+        model = sam3kit.load(args.model, device=device, dtype=args.dtype, image_size=args.image_size,
+                             fast=None if args.fast == "none" else args.fast)
+    except (ValueError, ImportError) as e:  # a bad --image-size, or --fast without its extra installed
+        raise InputError(str(e)) from e
     if any(p.kind == "interactive" for p in prompts) and not model.has_tracker:
         raise InputError(f"{args.model} is detector-only: --point prompts need the tracker weights "
                          "(the full facebook/sam3 checkpoint)")

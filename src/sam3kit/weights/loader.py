@@ -56,16 +56,22 @@ def read_config(files: CheckpointFiles, layout: str, override: Optional[Sam3Conf
 
 
 def load_model(source: Union[str, Path], *, device: Union[str, torch.device] = "cpu",
-               dtype: torch.dtype = torch.float32, config: Optional[Sam3Config] = None) -> Sam3Model:
-    """Load a local checkpoint (directory, ``.safetensors`` or ``.pt``) strictly into a ready ``Sam3Model``."""
+               dtype: torch.dtype = torch.float32, config: Optional[Sam3Config] = None,
+               image_size: Optional[int] = None) -> Sam3Model:
+    """Load a local checkpoint (directory, ``.safetensors`` or ``.pt``) strictly into a ready ``Sam3Model``.
+
+    ``image_size`` runs the model at another input resolution (``Sam3Config.with_image_size``); the checkpoint is
+    checked against its own configuration.
+    """
     files = locate(Path(source))
     src = TensorSource(files)
     layout = detect_layout(src.keys())
     cfg = read_config(files, layout, config)
     if layout == "official" and cfg.tracker is None:
         raise CheckpointError("an official sam3.pt holds the tracker too; its config cannot be detector-only")
-    with torch.device("meta"):
-        model = Sam3Model(cfg)
+    run_cfg = cfg.with_image_size(image_size) if image_size is not None else cfg
+    with _SkipInit(), torch.device("meta"):
+        model = Sam3Model(run_cfg)
     expected = {k: v.shape for k, v in model.state_dict().items()}
     state = (_map_official if layout == "official" else _map_hf)(src, expected, cfg, layout)
     target = torch.device(device)
@@ -79,18 +85,38 @@ def load_model(source: Union[str, Path], *, device: Union[str, torch.device] = "
     return model
 
 
-_ALIGN = 64  # bytes; kernels take other code paths on unaligned data, so results would depend on the file offset
+class _SkipInit(torch.overrides.TorchFunctionMode):
+    """Skip the random initialisation of parameters being built on the meta device: it computes nothing there,
+    and ``normal_`` / ``randn`` on meta tensors import ``torch._dynamo`` (about 2 s). Use only together with
+    ``torch.device("meta")`` (random factories return empty tensors)."""
+
+    _FACTORIES = {torch.randn, torch.rand}
+
+    _INIT = {torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.zero_, torch.Tensor.fill_,
+             torch.nn.init.normal_, torch.nn.init.uniform_, torch.nn.init.trunc_normal_,
+             torch.nn.init.kaiming_uniform_, torch.nn.init.xavier_uniform_, torch.nn.init.zeros_, torch.nn.init.ones_}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self._FACTORIES:
+            return torch.empty(*args, **{k: v for k, v in kwargs.items() if k != "generator"})
+        if func in self._INIT:
+            t = args[0] if args else kwargs.get("tensor")
+            if isinstance(t, Tensor) and t.is_meta:
+                return t
+        return func(*args, **kwargs)
 
 
 def _convert(t: Tensor, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Cast and move; memory-mapped tensors at unaligned file offsets are copied so that identical weights give
-    bit-identical results whichever file (or offset) they came from."""
+    """Cast and move only when needed: a memory-mapped tensor that already has the right dtype and device stays a
+    zero-copy view of the file, so loading reads nothing and pages come in when the model first uses them.
+
+    (safetensors places tensors at 8-byte-aligned offsets; kernels may take other code paths on such data, so
+    the last bit of a result can depend on the file a weight came from, as with transformers' own loading.)
+    """
     if t.is_floating_point() and t.dtype != dtype:
         t = t.to(dtype)
-    t = t.to(device).contiguous()
-    if t.data_ptr() % _ALIGN:
-        t = t.clone()
-    return t
+    return t.to(device).contiguous()
 
 
 def _report(missing: list[str], unexpected: list[str], mismatched: list[str], what: str) -> None:
