@@ -214,6 +214,23 @@ class Sam3Config:
     def replace(self, **changes: Any) -> "Sam3Config":
         return dataclasses.replace(self, **changes)
 
+    def with_image_size(self, size: int) -> "Sam3Config":
+        """The same weights run at another input resolution (README "Speed": faster, less accurate).
+
+        ``size`` must be a multiple of ``patch_size * window_size`` (336 at release: 336, 672, 1008, 1344) so that
+        the patch grid tiles into whole attention windows. As in both references, the abs pos-emb table is tiled
+        over the new grid and the global blocks' RoPE positions are scaled by ``window / grid``; the necks, the
+        detector and the tracker follow the grid (masks at 4 x grid). The model was trained at 1008 only.
+        """
+        vit = self.detector.vit
+        step = vit.patch_size * vit.window_size
+        if not isinstance(size, int) or isinstance(size, bool) or size <= 0 or size % step:
+            raise ValueError(f"image size must be a positive multiple of patch_size x window_size = {step} "
+                             f"(e.g. {step}, {2 * step}, {3 * step}), got {size!r}")
+        det = dataclasses.replace(self.detector, vit=dataclasses.replace(vit, image_size=size))
+        trk = None if self.tracker is None else dataclasses.replace(self.tracker, image_size=size)
+        return dataclasses.replace(self, detector=det, tracker=trk)
+
 
 # ---------------------------------------------------------------------- HF <-> sam3kit field tables
 _VIT_HF = dict(hidden_size="hidden_size", intermediate_size="intermediate_size", num_layers="num_hidden_layers",

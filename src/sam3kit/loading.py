@@ -42,9 +42,13 @@ def resolve(source: Union[str, Path], *, token: Optional[str] = None, revision: 
     raise CheckpointError(f"{source}: no such file or directory, and not a Hugging Face Hub id (owner/name)")
 
 
+FAST_MODES = ("int8",)
+
+
 def load(source: Union[str, Path], *, device: Union[str, torch.device] = "cpu",
          dtype: Union[str, torch.dtype] = torch.float32, config: Optional[Sam3Config] = None,
-         token: Optional[str] = None, revision: Optional[str] = None) -> Sam3Model:
+         token: Optional[str] = None, revision: Optional[str] = None, image_size: Optional[int] = None,
+         fast: Optional[str] = None) -> Sam3Model:
     """Load SAM 3 strictly from a directory (HF ``facebook/sam3`` layout or ``Sam3Model.save_pretrained``), a
     ``.safetensors`` or official ``sam3.pt`` file, or a Hub id. The tokenizer files beside the weights (if any)
     are attached as ``model.tokenizer``.
@@ -53,15 +57,24 @@ def load(source: Union[str, Path], *, device: Union[str, torch.device] = "cpu",
         device: where the weights go ("cpu", "cuda", "cuda:1", ...).
         dtype: float32 (default), float16 or bfloat16 (half precision is meant for CUDA).
         config: architecture override; by default ``config.json`` beside the weights, else the released config.
+        image_size: run at another input resolution, a multiple of 336 (README "Speed": faster, less accurate).
+        fast: "int8" = int8 Linear layers in the ViT on the CPU (``sam3kit.speed.quantize_int8``; needs
+            ``sam3kit[fast]``); None (default) = the exact fp32 model.
     """
+    if fast is not None and fast not in FAST_MODES:
+        raise ValueError(f"unknown fast mode {fast!r}; use one of {FAST_MODES} or None")
     from .weights.loader import load_model
     from .weights.reader import locate
 
     path = resolve(source, token=token, revision=revision)
-    model = load_model(path, device=device, dtype=parse_dtype(dtype), config=config)
+    model = load_model(path, device=device, dtype=parse_dtype(dtype), config=config, image_size=image_size)
     root = locate(path).root
     model.tokenizer = _find_tokenizer(root)
     model.fingerprint = _fingerprint(locate(path).weights, model)
+    if fast == "int8":
+        from .speed.int8 import quantize_int8
+
+        quantize_int8(model)
     return model
 
 

@@ -1,0 +1,65 @@
+"""The benchmark scripts run end to end on the tiny config (CI keeps them working; timings are meaningless here).
+
+Each script appends JSON lines to a temporary file; the checks read the records back. The load / memory
+benchmark runs its child processes (one repetition).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+pytest.importorskip("transformers")
+
+
+def _script(name: str):
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+FAST = ["--reps", "1", "--warmup", "0", "--max-load", "1000", "--config", "tiny", "--threads", "1"]
+RECORD_KEYS = {"bench", "commit", "versions", "threads", "dtype", "timings", "ratio_median", "target_ratio",
+               "accuracy", "peak_rss_mb_process", "load_avg_1m_start"}
+
+
+def _records(out: Path) -> list[dict]:
+    return [json.loads(line) for line in out.read_text().splitlines()]
+
+
+def test_encode_and_prompts(tmp_path):
+    out = tmp_path / "r.jsonl"
+    extra = ["--fast", "int8"] if importlib.util.find_spec("onnxruntime") else []
+    _script("bench_encode").main(FAST + ["--out", str(out), "--image-size", "56"] + extra)
+    _script("bench_prompt").main(FAST + ["--out", str(out)])
+    recs = _records(out)
+    assert [r["bench"] for r in recs] == ["a_vision_encode", "b_text_prompt_cached", "c_click_cached"]
+    for r in recs:
+        assert RECORD_KEYS <= set(r), RECORD_KEYS - set(r)
+        assert {"sam3kit", "transformers"} <= set(r["timings"])
+    a, b, c = recs
+    assert a["accuracy"]["fpn_max_abs_diff"] <= 1e-4
+    assert max(v for k, v in b["accuracy"].items() if k.endswith("diff")) <= 1e-4
+    assert max(v for k, v in c["accuracy"].items() if k.endswith("diff")) <= 1e-4
+    assert "56px" in a["accuracy"]
+    if extra:
+        assert a["accuracy"]["int8"]["trunk_cosine"] > 0.999
+
+
+def test_load_and_memory(tmp_path):
+    out = tmp_path / "r.jsonl"
+    bp = _script("bench_process")
+    ckpt = _script("make_checkpoint").make("tiny", tmp_path / "ckpt")
+    bp.main(FAST + ["--out", str(out), "--checkpoint", str(ckpt)])
+    d, e = _records(out)
+    assert d["bench"] == "d_load" and e["bench"] == "e_peak_rss_image_text"
+    assert d["timings"]["sam3kit"]["median_s"] > 0 and e["timings"]["transformers"]["median_mb"] > 0
+    assert e["ratio_median"] is not None

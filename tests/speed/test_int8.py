@@ -1,0 +1,114 @@
+"""The int8 CPU path (``sam3kit.speed.quantize_int8``) against eager fp32 on the same random weights.
+
+int8 is not exact: the checks bound the error (weight quantization error is at most half a step per weight;
+activations are quantized per call) and check that the swapped model stays a drop-in replacement.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from fixtures.weights import randomize_
+from sam3kit.config import Sam3Config
+from sam3kit.errors import InputError
+from sam3kit.model.sam3 import Sam3Model
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnx")
+
+from sam3kit.speed.int8 import Int8Linear, Int8Options, quantize_int8, quantize_weight  # noqa: E402
+
+
+def _cos(a, b) -> float:
+    a, b = a.double().flatten(), b.double().flatten()
+    return float(a @ b / (a.norm() * b.norm()))
+
+
+@pytest.mark.parametrize("reduce_range", [True, False])
+def test_weight_quantization_error_is_half_a_step(reduce_range):
+    w = torch.randn(48, 40, generator=torch.Generator().manual_seed(3))
+    q, scale = quantize_weight(w, reduce_range)
+    assert q.dtype == torch.int8 and q.shape == (40, 48) and scale.shape == (48,)
+    qmax = 63 if reduce_range else 127
+    assert q.abs().max().item() == qmax
+    err = (q.float() * scale).t() - w
+    assert (err.abs() <= scale[:, None] / 2 + 1e-7).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_int8_linear_matches_fp32_linear(seed):
+    g = torch.Generator().manual_seed(seed)
+    lin = nn.Linear(64, 96)
+    with torch.no_grad():
+        lin.weight.copy_(torch.randn(96, 64, generator=g) * 0.1)
+        lin.bias.copy_(torch.randn(96, generator=g))
+    x = torch.randn(2, 7, 64, generator=g)
+    q = Int8Linear(lin, reduce_range=True, threads=1)
+    with torch.inference_mode():
+        ref, out = lin(x), q(x)
+    assert out.shape == ref.shape and out.dtype == ref.dtype
+    rel = ((out - ref).norm() / ref.norm()).item()
+    print(f"\nInt8Linear seed={seed}: relative error {rel:.2e}, cosine {_cos(out, ref):.6f}")
+    assert rel < 2e-2
+    assert _cos(out, ref) > 0.999
+
+
+def test_int8_linear_without_bias():
+    lin = nn.Linear(32, 16, bias=False)
+    q = Int8Linear(lin, threads=1)
+    x = torch.randn(5, 32)
+    with torch.inference_mode():
+        assert _cos(q(x), lin(x)) > 0.999
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_quantized_model_stays_close_to_fp32(seed):
+    cfg = Sam3Config.tiny()
+    fp32 = randomize_(Sam3Model(cfg), seed, std=0.05).eval()
+    fast = randomize_(Sam3Model(cfg), seed, std=0.05).eval()
+    quantize_int8(fast, Int8Options(parts=("vit", "text"), threads=1))
+    vit = fast.detector_model.vision_encoder.backbone
+    n_int8 = sum(isinstance(m, Int8Linear) for m in vit.modules())
+    assert n_int8 == 6 * cfg.detector.vit.num_layers  # q, k, v, o, fc1, fc2 per block
+    assert not any(type(m) is nn.Linear for m in vit.modules())
+    assert any(type(m) is nn.Linear for m in fast.detector_model.detr_decoder.modules())  # heads stay fp32
+    pixels = torch.rand(1, 3, 112, 112, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+    ids = torch.randint(1, 1000, (1, 32), generator=torch.Generator().manual_seed(seed))
+    with torch.inference_mode():
+        a = fp32.detector_model.vision_encoder.backbone(pixels)
+        b = vit(pixels)
+        ta = fp32.detector_model.text_encoder(ids)
+        tb = fast.detector_model.text_encoder(ids)
+    print(f"\nint8 ViT seed={seed}: cosine {_cos(a, b):.6f}, max abs diff {(a - b).abs().max():.2e} "
+          f"(|ref| {a.abs().max():.2f}); text cosine {_cos(ta, tb):.6f}")
+    assert b.shape == a.shape and b.dtype == torch.float32
+    assert _cos(a, b) > 0.999 and _cos(ta, tb) > 0.999
+
+
+def test_fingerprint_changes_and_options_are_checked():
+    model = Sam3Model(Sam3Config.tiny()).eval()
+    model.fingerprint = "abc"
+    quantize_int8(model, Int8Options(threads=1))
+    assert model.fingerprint.startswith("abc|int8")
+    with pytest.raises(InputError, match="unknown int8 parts"):
+        quantize_int8(Sam3Model(Sam3Config.tiny()), Int8Options(parts=("neck",)))
+    with pytest.raises(InputError, match="fp32 model on the CPU"):
+        quantize_int8(Sam3Model(Sam3Config.tiny()).to(torch.bfloat16))
+
+
+def test_load_fast_int8(tiny_checkpoint):
+    import numpy as np
+
+    import sam3kit
+
+    model = sam3kit.load(tiny_checkpoint, fast="int8")
+    assert isinstance(model.detector_model.vision_encoder.backbone.layers[0].mlp.fc1, Int8Linear)
+    pred = sam3kit.ImagePredictor(model)
+    pred.set_image(np.random.default_rng(0).integers(0, 256, (90, 120, 3), dtype=np.uint8))
+    found = pred.segment(text="a cat", threshold=0.0)
+    obj = pred.predict(points=[[30, 40]])
+    assert found.masks.shape[1:] == (90, 120) and obj.masks.shape == (3, 90, 120)
+    with pytest.raises(ValueError, match="unknown fast mode"):
+        sam3kit.load(tiny_checkpoint, fast="int4")
