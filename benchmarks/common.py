@@ -1,7 +1,8 @@
 """Shared pieces of the benchmark scripts: environment record, load waiting, timing, random weights, and the
 transformers reference models built with the SAME weights as ours.
 
-Every script appends one JSON line per run to ``benchmarks/results.jsonl`` (``--out``); see benchmarks/README.md.
+Every script appends one JSON line per run to ``benchmarks/results.jsonl`` (``--out``); see the "Speed" section of
+README.md for the command of each row.
 """
 
 from __future__ import annotations
