@@ -41,8 +41,6 @@ def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def downstream(model, fast_model, feats, fast_feats, trunk, fast_trunk, seed: int) -> dict:
     """Agreement of a prompt answered on fp32 features vs on the fast path's features (same weights)."""
-    from sam3kit.model.features import TrackerImageFeatures
-
     det = model.detector_model
     g = torch.Generator().manual_seed(seed)
     L = model.config.detector.text.context_length

@@ -38,8 +38,6 @@ def text_inputs(cfg, seed: int):
 
 
 def run_b(args, model, pixels) -> dict:
-    from types import SimpleNamespace  # noqa: F401
-
     hf = common.hf_detector(model)
     det = model.detector_model
     ids, valid, box = text_inputs(model.config, args.seed)

@@ -99,7 +99,6 @@ def quantize_weight(weight: Tensor, reduce_range: bool = True) -> tuple[Tensor, 
 def _gemm_session(q: Tensor, scale: Tensor, bias: Optional[Tensor], threads: int):
     """An ONNX Runtime session computing ``Y = dequant(quant(A) @ q) + bias`` for A (N, in) float32."""
     ort = _onnxruntime()
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     k, n = q.shape
