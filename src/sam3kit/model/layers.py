@@ -106,7 +106,6 @@ class MLP(nn.Module):
             self._order = [f"{names}{i + 1}" for i in range(num_layers)]
         else:
             raise ValueError(f"unknown MLP naming {names!r}")
-        self._linears = None
 
     def linears(self) -> list[nn.Linear]:
         return [self.get_submodule(n) for n in self._order]

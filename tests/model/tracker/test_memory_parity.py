@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from sam3kit.model.tracker.memory_encoder import mask_for_memory
-from tracker_refs import (  # noqa: F401 (single_thread: autouse fixture)
-    build_tracker, hf_tracker_state, hf_video_tracker_config, max_diff, single_thread,
+from tracker_refs import (
+    build_tracker, hf_tracker_state, hf_video_tracker_config, max_diff,
 )
 
 transformers = pytest.importorskip("transformers")

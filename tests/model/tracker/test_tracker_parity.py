@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from sam3kit.model.features import TrackerImageFeatures
-from tracker_refs import (  # noqa: F401 (single_thread: autouse fixture)
-    build_tracker, hf_tracker_config, hf_tracker_state, max_diff, random_features, single_thread,
+from tracker_refs import (
+    build_tracker, hf_tracker_config, hf_tracker_state, max_diff, random_features,
 )
 
 transformers = pytest.importorskip("transformers")

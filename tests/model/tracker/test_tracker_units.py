@@ -8,8 +8,8 @@ import torch
 from sam3kit.errors import InputError
 from sam3kit.model.features import TrackerImageFeatures
 from sam3kit.model.tracker.mask_decoder import select_single_mask, stability_scores
-from tracker_refs import (  # noqa: F401 (single_thread: autouse fixture)
-    build_tracker, max_diff, random_features, single_thread,
+from tracker_refs import (
+    build_tracker, max_diff, random_features,
 )
 
 G, D = 8, 64

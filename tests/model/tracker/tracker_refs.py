@@ -59,12 +59,3 @@ def random_features(seed: int, batch: int = 1, d: int = 64, g: int = 8):
 def max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a.detach().float() - b.detach().float()).abs().max().item()
 
-
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Run the tiny models on one thread (import this fixture into a test module): on the shared 2-core machine,
-    intra-op threads of these millisecond-sized ops only contend (about 3x slower under load). Restored after."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
