@@ -100,10 +100,14 @@ def test_token_ids(tokenizer, cases):
 def test_text_features(model, tokenizer, cases):
     ids, pad = tokenizer(["a cat"])
     with torch.inference_mode():
-        tf = model.detector_model.encode_text(ids, pad)
+        tf = model.detector_model.encode_text(ids, pad, trim=False)
+        trimmed = model.detector_model.encode_text(ids, pad)
     valid = ~cases["c_a_cat_language_mask"][0]
     assert torch.equal(tf.padding_mask[0], cases["c_a_cat_language_mask"][0])
     close("text features (valid tokens)", tf.features[0][valid], cases["c_a_cat_language_features"][:, 0][valid])
+    n = trimmed.features.shape[1]
+    assert n == int(valid.nonzero().max()) + 1 and bool(valid[:n].all())
+    close("text features (trimmed)", trimmed.features[0], cases["c_a_cat_language_features"][:n, 0])
 
 
 DETECTOR_CASES = ["d1_text", "d2_text_2boxes", "d3_box_only", "d4_image2_text"]

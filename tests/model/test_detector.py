@@ -252,11 +252,31 @@ def test_encode_text_matches_transformers(models):
     cfg, ours, hf = _randomize(models, 6)
     _, _, text, ids = _inputs(cfg, hf, 6, 1, [5, 9])
     with torch.no_grad():
+        full = ours.encode_text(ids, text.padding_mask, trim=False)
         got = ours.encode_text(ids, text.padding_mask)
     valid = ~text.padding_mask
-    diff = (got.features[valid] - text.features[valid]).abs().max().item()
+    diff = (full.features[valid] - text.features[valid]).abs().max().item()
     print(f"\nencode_text (valid tokens): max|diff| = {diff:.2e}")
-    assert diff <= TOL and torch.equal(got.padding_mask, text.padding_mask)
+    assert diff <= TOL and torch.equal(full.padding_mask, text.padding_mask)
+    # trimmed: only up to the last valid token of the batch (9 of the two prompts), the same states there
+    n = int(valid.any(0).nonzero().max()) + 1
+    assert got.features.shape[1] == n == 9 and torch.equal(got.padding_mask, text.padding_mask[:, :n])
+    assert (got.features - full.features[:, :n]).abs().max().item() <= TOL
+
+
+def test_trimmed_text_gives_the_same_detections(models):
+    """Padding after the last valid token is neither seen by the causal text encoder nor read downstream."""
+    cfg, ours, hf = _randomize(models, 7)
+    _, image, text, ids = _inputs(cfg, hf, 7, 2, [3, 6])
+    boxes = _boxes(7, 2, 2)
+    with torch.no_grad():
+        full = ours.encode_text(ids, text.padding_mask, trim=False)
+        trimmed = ours.encode_text(ids, text.padding_mask)
+        a = ours.forward_prompts(image, full, boxes)
+        b = ours.forward_prompts(image, trimmed, boxes)
+    assert trimmed.features.shape[1] < full.features.shape[1]
+    for name in ("logits", "presence_logit", "boxes", "mask_logits", "semantic_logits"):
+        assert (getattr(a, name) - getattr(b, name)).abs().max().item() <= TOL, name
 
 
 def test_batch_mismatch_is_an_input_error(models):
@@ -274,3 +294,20 @@ def test_released_key_names_and_shapes():
     ours = collapsed_patterns({k: v for k, v in det.state_dict().items() if k.startswith(OWNED)})
     expected = {k: v for k, v in released_patterns("detector_model.").items() if k.startswith(OWNED)}
     assert ours == expected
+
+
+def test_precomputed_seg_terms_give_the_same_outputs(models):
+    """``with_seg_terms`` only moves the image part of the pixel decoder out of the prompt: identical outputs."""
+    cfg, ours, hf = _randomize(models, 8)
+    _, image, text, _ = _inputs(cfg, hf, 8, 1, [4])
+    boxes = _boxes(8, 1, 2)
+    with torch.no_grad():
+        prepared = ours.with_seg_terms(image)
+        a = ours.forward_prompts(image, text, boxes)
+        b = ours.forward_prompts(prepared, text, boxes)
+    assert image.seg_terms is None and len(prepared.seg_terms) == 2
+    assert ours.with_seg_terms(prepared) is prepared
+    g = cfg.vit.grid_size
+    assert [tuple(t.shape[-2:]) for t in prepared.seg_terms] == [(2 * g, 2 * g), (4 * g, 4 * g)]
+    for name in ("logits", "presence_logit", "boxes", "mask_logits", "semantic_logits"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name

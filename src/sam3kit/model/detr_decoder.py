@@ -124,10 +124,17 @@ class DetrDecoder(nn.Module):
         xs = torch.arange(w, device=ref.device, dtype=torch.float32) / w
         dy = ys[:, None] - xyxy[:, :, None, 1::2]  # (B, Q, H, 2)
         dx = xs[:, None] - xyxy[:, :, None, 0::2]  # (B, Q, W, 2)
-        by = self.box_rpb_embed_y(_log_scale(dy).to(dtype))  # (B, Q, H, heads)
-        bx = self.box_rpb_embed_x(_log_scale(dx).to(dtype))  # (B, Q, W, heads)
-        bias = (by[:, :, :, None, :] + bx[:, :, None, :, :]).flatten(2, 3).permute(0, 3, 1, 2)
-        return F.pad(bias, (0, 0, 1, 0))
+        by = self.box_rpb_embed_y(_log_scale(dy).to(dtype)).permute(0, 3, 1, 2).contiguous()  # (B, heads, Q, H)
+        bx = self.box_rpb_embed_x(_log_scale(dx).to(dtype)).permute(0, 3, 1, 2).contiguous()  # (B, heads, Q, W)
+        b, heads, q = by.shape[:3]
+        # written once, contiguous in the (B, heads, 1 + Q, H*W) order the attention reads
+        bias = torch.empty(b, heads, 1 + q, h, w, dtype=by.dtype, device=by.device)
+        bias[:, :, 0] = 0
+        if torch.is_grad_enabled() and (by.requires_grad or bx.requires_grad):
+            bias = torch.cat([bias[:, :, :1], by[..., None] + bx[..., None, :]], dim=2)
+        else:
+            torch.add(by[..., None], bx[..., None, :], out=bias[:, :, 1:])
+        return bias.view(b, heads, 1 + q, h * w)
 
 
 def _log_scale(delta: Tensor) -> Tensor:

@@ -27,7 +27,7 @@ class EncoderLayer(nn.Module):
         self.self_attn = Attention(d, cfg.num_heads)
         self.cross_attn = Attention(d, cfg.num_heads)
         self.layer_norm2 = nn.LayerNorm(d)
-        self.mlp = MLP(d, cfg.intermediate_size, d, 2, act="relu", names="fc")
+        self.mlp = MLP(d, cfg.intermediate_size, d, 2, act="relu", names="fc", row_chunk=2592)
         self.layer_norm3 = nn.LayerNorm(d)
 
     def forward(self, x: Tensor, memory: Tensor, *, pos: Optional[Tensor] = None,

@@ -15,10 +15,13 @@ class DetectorImageFeatures:
 
     fpn: three levels [(B, d, 4g, 4g), (B, d, 2g, 2g), (B, d, g, g)].
     pos: (d, g, g) sine position map of the g x g level (the only level whose position is read).
+    seg_terms: the prompt-independent part of the segmentation head's pixel decoder for these levels
+        ([(B, d, 2g, 2g), (B, d, 4g, 4g)], ``Detector.with_seg_terms``), or None: then every prompt computes it.
     """
 
     fpn: list[Tensor]
     pos: Tensor
+    seg_terms: Optional[list[Tensor]] = None
 
 
 @dataclass
@@ -26,11 +29,15 @@ class TrackerImageFeatures:
     """Tracker-neck output, ready for the SAM mask decoder.
 
     embed: (B, d, g, g) the g x g level (without the no-memory embedding; the caller adds what it needs).
-    high_res: [(B, d/8, 4g, 4g) after ``conv_s0``, (B, d/4, 2g, 2g) after ``conv_s1``].
+    high_res: [(B, d/8, 4g, 4g) after ``conv_s0``, (B, d/4, 2g, 2g) after ``conv_s1``] (``Tracker.image_features``
+        stores them channels-last in memory, the layout the mask decoder reads).
+    dense_pe: (1, d, g, g) position encoding of the grid (``PromptEncoder.dense_pe``), kept so that prompts do not
+        recompute it; None = computed on use.
     """
 
     embed: Tensor
     high_res: list[Tensor]
+    dense_pe: Optional[Tensor] = None
 
 
 @dataclass

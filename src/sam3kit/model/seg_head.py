@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import SegHeadConfig
+from ..ops.conv import conv3x3_after_upsample2x
 from .layers import MLP, Attention
 
 
@@ -17,6 +18,10 @@ class PixelDecoder(nn.Module):
 
     ``num_upsampling_stages`` conv/norm pairs are declared (3 at release) but only ``len(levels) - 1`` run
     (2 for the three neck levels); the unused ones are kept so the checkpoint loads strictly.
+
+    The convolution is linear, so it splits into ``Conv_k(feat)``, which depends on the image only
+    (``image_terms``: computed once per image and reused by every prompt), and ``Conv_k(upsample(y))`` without
+    bias, computed at the coarse resolution (``conv3x3_after_upsample2x``).
     """
 
     def __init__(self, hidden_size: int, num_stages: int) -> None:
@@ -24,16 +29,27 @@ class PixelDecoder(nn.Module):
         self.conv_layers = nn.ModuleList(nn.Conv2d(hidden_size, hidden_size, 3, padding=1) for _ in range(num_stages))
         self.norms = nn.ModuleList(nn.GroupNorm(8, hidden_size) for _ in range(num_stages))
 
-    def forward(self, levels: list[Tensor]) -> Tensor:
-        """levels: fine to coarse [(B?, d, 4g, 4g), (B?, d, 2g, 2g), (B, d, g, g)] (batch 1 broadcasts).
-        Returns (B, d, 4g, 4g)."""
-        if len(levels) - 1 > len(self.conv_layers):
-            raise ValueError(f"{len(levels)} levels need {len(levels) - 1} stages, "
+    def image_terms(self, levels: list[Tensor]) -> list[Tensor]:
+        """levels: the fine neck levels [(B, d, 4g, 4g), (B, d, 2g, 2g)] -> ``Conv_k(level)`` (bias included),
+        in the order the stages run (coarse to fine): [(B, d, 2g, 2g), (B, d, 4g, 4g)]."""
+        if len(levels) > len(self.conv_layers):
+            raise ValueError(f"{len(levels) + 1} levels need {len(levels)} stages, "
                              f"the head has {len(self.conv_layers)}")
+        return [self.conv_layers[k](feat) for k, feat in enumerate(reversed(levels))]
+
+    def forward(self, levels: list[Tensor], terms: Optional[list[Tensor]] = None) -> Tensor:
+        """levels: fine to coarse [(B?, d, 4g, 4g), (B?, d, 2g, 2g), (B, d, g, g)] (batch 1 broadcasts);
+        terms: ``image_terms(levels[:-1])`` if already computed. Returns (B, d, 4g, 4g)."""
+        if terms is None:
+            terms = self.image_terms(levels[:-1])
         y = levels[-1]
-        for k, feat in enumerate(reversed(levels[:-1])):
-            y = feat + F.interpolate(y, size=feat.shape[-2:], mode="nearest")
-            y = F.relu(self.norms[k](self.conv_layers[k](y)))
+        for k, term in enumerate(terms):
+            if term.shape[-2:] == (2 * y.shape[-2], 2 * y.shape[-1]):
+                y = conv3x3_after_upsample2x(y, self.conv_layers[k].weight, add=term)
+            else:  # not an exact 2x step: upsample, then convolve
+                up = F.interpolate(y, size=term.shape[-2:], mode="nearest")
+                y = term + F.conv2d(up, self.conv_layers[k].weight, padding=1)
+            y = F.relu(self.norms[k](y))
         return y
 
 
@@ -55,9 +71,13 @@ class SegmentationHead(nn.Module):
         self.prompt_cross_attn = Attention(d, cfg.num_heads)
         self.prompt_cross_attn_norm = nn.LayerNorm(d)
 
+    def image_terms(self, fpn: list[Tensor]) -> list[Tensor]:
+        """The prompt-independent part of the pixel decoder for detector-neck levels ``fpn`` (see PixelDecoder)."""
+        return self.pixel_decoder.image_terms(list(fpn[:-1]))
+
     def forward(self, queries: Tensor, memory: Tensor, fpn: list[Tensor], prompt: Tensor,
-                prompt_padding_mask: Tensor, *, masks: bool = True,
-                semantic: bool = True) -> tuple[Optional[Tensor], Optional[Tensor]]:
+                prompt_padding_mask: Tensor, *, masks: bool = True, semantic: bool = True,
+                image_terms: Optional[list[Tensor]] = None) -> tuple[Optional[Tensor], Optional[Tensor]]:
         """Predict.
 
         Args:
@@ -67,6 +87,7 @@ class SegmentationHead(nn.Module):
                 not read (the memory takes its place). A batch of 1 is shared by all B prompts.
             prompt: (B, L, d); prompt_padding_mask: (B, L) bool, True = padding.
             masks, semantic: which outputs to compute (nothing runs when both are False).
+            image_terms: ``image_terms(fpn)`` when already computed for these images (else computed here).
         Returns:
             mask_logits (B, Q, 4g, 4g) or None; semantic_logits (B, 1, 4g, 4g) or None.
         """
@@ -76,11 +97,17 @@ class SegmentationHead(nn.Module):
                                                    key_padding_mask=prompt_padding_mask)
         g_h, g_w = fpn[-1].shape[-2:]
         coarse = attended.transpose(1, 2).reshape(memory.shape[0], -1, g_h, g_w)
-        pixels = self.pixel_decoder([*fpn[:-1], coarse])
+        pixels = self.pixel_decoder([*fpn[:-1], coarse], image_terms)
         mask_logits = semantic_logits = None
         if masks:
+            # embed . (P pixels + p) = (embed P) . pixels + embed . p: the 1x1 projection moves to the Q query
+            # vectors instead of running over every pixel
             embed = self.mask_embedder(queries)
-            mask_logits = torch.einsum("bqc,bchw->bqhw", embed, self.instance_projection(pixels))
+            proj = self.instance_projection
+            mixed = embed @ proj.weight.flatten(1)  # (B, Q, d)
+            offset = embed @ proj.bias  # (B, Q)
+            b, _, h, w = pixels.shape
+            mask_logits = torch.baddbmm(offset[..., None], mixed, pixels.flatten(2)).view(b, -1, h, w)
         if semantic:
             semantic_logits = self.semantic_projection(pixels)
         return mask_logits, semantic_logits

@@ -112,7 +112,8 @@ class ImagePredictor:
     def detector_features(self) -> DetectorImageFeatures:
         self._require_image()
         if self._det is None:
-            self._det = self.model.detector_model.vision_encoder.features_from_trunk(self._trunk)
+            det = self.model.detector_model
+            self._det = det.with_seg_terms(det.vision_encoder.features_from_trunk(self._trunk))
         return self._det
 
     def tracker_features(self) -> TrackerImageFeatures:
@@ -253,7 +254,8 @@ class ImagePredictor:
         t = lambda xs, dtype=dt: torch.from_numpy(np.stack(xs)).to(dev, dtype) if xs else None  # noqa: E731
         feat = TrackerImageFeatures(
             embed=feats.embed[image_index:image_index + 1].expand(K, -1, -1, -1),
-            high_res=[f[image_index:image_index + 1].expand(K, -1, -1, -1) for f in feats.high_res])
+            high_res=[f[image_index:image_index + 1].expand(K, -1, -1, -1) for f in feats.high_res],
+            dense_pe=feats.dense_pe)
         out = self.model.tracker_model.predict(feat, t(pts_l), t(lab_l, torch.int64), t(box_l), t(msk_l),
                                                multimask=multimask)
         logits = out.mask_logits.float()

@@ -190,11 +190,14 @@ def test_single_mask_branches_match_transformers(pair, stable):
 
     seed, ours, hf = pair
     ours, hf = copy.deepcopy(ours), copy.deepcopy(hf)
+    # Scaling token 0's hypernetwork output by 100 scales its logits, and their rounding error, by 100: the mask
+    # tolerance scales with it (the upscaling sums in another order than transformers' ConvTranspose2d).
+    scale = 100.0 if stable else 1.0
     if stable:
         with torch.no_grad():
             for m in (ours, hf):
-                m.mask_decoder.output_hypernetworks_mlps[0].proj_out.weight.mul_(100.0)
-                m.mask_decoder.output_hypernetworks_mlps[0].proj_out.bias.mul_(100.0)
+                m.mask_decoder.output_hypernetworks_mlps[0].proj_out.weight.mul_(scale)
+                m.mask_decoder.output_hypernetworks_mlps[0].proj_out.bias.mul_(scale)
     embed, high_res = random_features(seed)
     f = TrackerImageFeatures(embed=embed, high_res=high_res)
     p = _points(_gen(seed, "branch"), 4, 2)
@@ -204,8 +207,8 @@ def test_single_mask_branches_match_transformers(pair, stable):
         multi = ours.predict(f, p, lab, multimask=True)
     ref_m, ref_iou, _ = _hf_run(hf, embed, high_res, False, input_points=p[None], input_labels=lab[None])
     dm, di = max_diff(single.mask_logits, ref_m), max_diff(single.iou_scores, ref_iou)
-    print(f"seed {seed} single-mask {'stable' if stable else 'fallback'} branch: masks {dm:.2e}, iou {di:.2e}")
-    assert dm <= TOL and di <= TOL
+    print("absmax", ref_m.abs().max().item(), "up diff");print(f"seed {seed} single-mask {'stable' if stable else 'fallback'} branch: masks {dm:.2e}, iou {di:.2e}")
+    assert dm <= TOL * scale and di <= TOL
     for i in range(4):
         picked_multi = [torch.equal(single.mask_logits[i, 0], multi.mask_logits[i, k]) for k in range(3)]
         if stable:

@@ -10,10 +10,12 @@ fallback (inference behaviour of the official ``MaskDecoder``): if the stability
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import TrackerConfig
 from ..features import TrackerOutput
+from ...ops.conv import conv_transpose2x2
 from ..layers import MLP, LayerNorm2d
 from .two_way_transformer import TwoWayTransformer
 
@@ -97,13 +99,17 @@ class MaskDecoder(nn.Module):
         iou_out = hs[:, 1]
         mask_tokens_out = hs[:, 2:2 + self.num_mask_tokens]
 
-        src = keys.transpose(1, 2).reshape(b, c, h, w)
-        feat_s0, feat_s1 = high_res
-        up = self.act(self.upscale_layer_norm(self.upscale_conv1(src) + feat_s1))
-        up = self.act(self.upscale_conv2(up) + feat_s0)
+        # Upscaling in channels-last layout: each 2x2 stride-2 transposed convolution is one matrix product, and
+        # the LayerNorm over channels runs on contiguous rows (same maths as the channels-first modules).
+        feat_s0, feat_s1 = (f.permute(0, 2, 3, 1) for f in high_res)  # (B?, 4g, 4g, d/8), (B?, 2g, 2g, d/4)
+        ln = self.upscale_layer_norm
+        up = conv_transpose2x2(keys.view(b, h, w, c), self.upscale_conv1.weight, self.upscale_conv1.bias,
+                               add=feat_s1)
+        up = self.act(F.layer_norm(up, up.shape[-1:], ln.weight, ln.bias, ln.eps))
+        up = self.act(conv_transpose2x2(up, self.upscale_conv2.weight, self.upscale_conv2.bias, add=feat_s0))
         hyper = torch.stack([mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
                             dim=1)  # (B, T, d/8)
-        masks = (hyper @ up.flatten(2)).view(b, self.num_mask_tokens, *up.shape[-2:])
+        masks = (hyper @ up.flatten(1, 2).transpose(1, 2)).view(b, self.num_mask_tokens, *up.shape[1:3])
 
         iou = torch.sigmoid(self.iou_prediction_head(iou_out))
         obj = self.pred_obj_score_head(hs[:, 0])

@@ -64,8 +64,12 @@ class Tracker(nn.Module):
         """
         if len(fpn) != 3:
             raise InputError(f"expected the 3 tracker-neck levels (4g, 2g, g), got {len(fpn)}")
-        return TrackerImageFeatures(embed=fpn[2], high_res=[self.mask_decoder.conv_s0(fpn[0]),
-                                                            self.mask_decoder.conv_s1(fpn[1])])
+        # high_res in channels-last memory (same shapes): the mask decoder reads them channel-innermost
+        cl = torch.channels_last
+        high_res = [self.mask_decoder.conv_s0(fpn[0]).contiguous(memory_format=cl),
+                    self.mask_decoder.conv_s1(fpn[1]).contiguous(memory_format=cl)]
+        return TrackerImageFeatures(embed=fpn[2], high_res=high_res,
+                                    dense_pe=self.prompt_encoder.dense_pe().to(fpn[2].dtype))
 
     # ------------------------------------------------------------------ interactive single image (PVS)
     def predict(self, features: TrackerImageFeatures, points: Optional[Tensor] = None,
@@ -106,8 +110,8 @@ class Tracker(nn.Module):
             embed = embed + self.no_memory_embedding.view(1, -1, 1, 1)
         if embed.shape[0] != b:
             embed = embed.expand(b, -1, -1, -1)
-        out = self.mask_decoder(embed, self.prompt_encoder.dense_pe().to(embed.dtype), sparse, dense, high_res,
-                                multimask=multimask)
+        pe = features.dense_pe if features.dense_pe is not None else self.prompt_encoder.dense_pe()
+        out = self.mask_decoder(embed, pe.to(embed.dtype), sparse, dense, high_res, multimask=multimask)
         out.mask_logits = out.mask_logits.clamp(-LOW_RES_LOGIT_CLAMP, LOW_RES_LOGIT_CLAMP)
         return out
 

@@ -37,12 +37,12 @@ class TwoWayBlock(nn.Module):
             queries = queries + self.self_attn(q, q, queries)
         queries = self.layer_norm1(queries)
 
-        q, k = queries + query_pe, keys + key_pe
-        queries = self.layer_norm2(queries + self.cross_attn_token_to_image(q, k, keys))
+        k = keys + key_pe  # keys do not change before the image->token attention: one sum serves both
+        queries = self.layer_norm2(queries + self.cross_attn_token_to_image(queries + query_pe, k, keys))
 
         queries = self.layer_norm3(queries + self.mlp(queries))
 
-        q, k = queries + query_pe, keys + key_pe
+        q = queries + query_pe
         keys = self.layer_norm4(keys + self.cross_attn_image_to_token(k, q, queries))
         return queries, keys
 
@@ -72,8 +72,9 @@ class TwoWayTransformer(nn.Module):
         Returns:
             queries: (B, T, d) final tokens; keys: (B, h*w, d) final image tokens.
         """
-        keys = image.flatten(2).transpose(1, 2)
-        key_pe = image_pe.flatten(2).transpose(1, 2).expand_as(keys)
+        # token-major and contiguous once, so that every sum and LayerNorm below runs on dense memory
+        keys = image.flatten(2).transpose(1, 2).contiguous()
+        key_pe = image_pe.flatten(2).transpose(1, 2).contiguous().expand_as(keys)
         queries = tokens
         for layer in self.layers:
             queries, keys = layer(queries, keys, tokens, key_pe)

@@ -1,0 +1,47 @@
+"""Attention's two execution paths (torch's fused kernel, and two matrix products when one side is short) agree."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sam3kit.model import layers
+from sam3kit.model.layers import MLP, Attention
+
+TOL = 1e-5
+
+
+@pytest.mark.parametrize("mask", ["none", "bool", "float"])
+def test_attention_by_products_matches_fused_kernel(mask):
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, n, 8, generator=g) for n in (70, 5, 5))
+    m = None
+    if mask == "bool":
+        m = torch.tensor([[True, True, False, True, False], [True] * 5])[:, None, None, :]
+    elif mask == "float":
+        m = torch.randn(2, 4, 70, 5, generator=g)
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
+    got = layers._attention_by_products(q, k, v, m)
+    assert (got - ref).abs().max().item() <= TOL
+
+
+def test_attention_module_gives_the_same_answer_on_both_paths(monkeypatch):
+    torch.manual_seed(1)
+    attn = Attention(16, 2).eval()
+    q, kv = torch.randn(1, 30, 16), torch.randn(1, 6, 16)
+    pad = torch.tensor([[False, False, True, False, False, True]])
+    with torch.no_grad():
+        small = attn(q, kv, kv, key_padding_mask=pad)
+        monkeypatch.setattr(layers, "_SMALL_SIDE", 0)  # force the fused kernel
+        fused = attn(q, kv, kv, key_padding_mask=pad)
+    assert (small - fused).abs().max().item() <= TOL
+
+
+def test_mlp_row_blocks_give_the_same_values():
+    torch.manual_seed(2)
+    whole = MLP(8, 32, 8, 2, names="fc").eval()
+    blocked = MLP(8, 32, 8, 2, names="fc", row_chunk=7)
+    blocked.load_state_dict(whole.state_dict())
+    x = torch.randn(3, 10, 8)
+    with torch.no_grad():
+        assert torch.equal(whole(x), blocked(x))
+    assert blocked(x).requires_grad  # with autograd the rows are not split
