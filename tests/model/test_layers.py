@@ -43,5 +43,5 @@ def test_mlp_row_blocks_give_the_same_values():
     blocked.load_state_dict(whole.state_dict())
     x = torch.randn(3, 10, 8)
     with torch.no_grad():
-        assert torch.equal(whole(x), blocked(x))
+        assert (whole(x) - blocked(x)).abs().max().item() <= TOL  # row blocks may round differently
     assert blocked(x).requires_grad  # with autograd the rows are not split

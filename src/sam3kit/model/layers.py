@@ -136,7 +136,7 @@ class MLP(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         rows = x.numel() // max(x.shape[-1], 1)
         if self.row_chunk and rows > self.row_chunk and not torch.is_grad_enabled() and x.dim() >= 2:
-            # blocks of rows: the wide hidden activations of a block stay in cache (the same result, row by row)
+            # blocks of rows: the wide hidden activations of a block stay in cache (same values up to rounding)
             flat = x.reshape(rows, x.shape[-1])
             parts = [self._layers(flat[i:i + self.row_chunk]) for i in range(0, rows, self.row_chunk)]
             return torch.cat(parts).view(*x.shape[:-1], -1)
