@@ -29,9 +29,8 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
-import ftfy
 import torch
 from tokenizers import Regex, Tokenizer, pre_tokenizers
 from tokenizers.models import BPE
@@ -46,6 +45,7 @@ CONTEXT_LENGTH = 32
 PAD_ID = 0
 START_TOKEN = "<|startoftext|>"
 END_TOKEN = "<|endoftext|>"
+CLIP_START_ID, CLIP_END_ID = 49406, 49407  # their ids in the CLIP vocabulary (checked when it is built)
 _OFFICIAL_START, _OFFICIAL_END = "<start_of_text>", "<end_of_text>"
 _SPLIT_PATTERN = (r"(?i)<start_of_text>|<end_of_text>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+")
 # Python's str whitespace minus U+001C..U+001F = the whitespace of the official `regex`-package pattern.
@@ -54,6 +54,8 @@ _WHITESPACE = re.compile(r"[^\S\x1c-\x1f]+")
 
 def clean_text(text: str) -> str:
     """The official text cleaning: ftfy, HTML unescape (twice), whitespace collapse, strip, lowercase."""
+    import ftfy  # imported on first use: 60 ms that loading a model does not need
+
     text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
     return _WHITESPACE.sub(" ", text).strip().lower()
 
@@ -64,10 +66,14 @@ class Sam3Tokenizer:
     Build it with ``from_dir`` (a checkpoint directory) or ``from_files``. Stateless after construction.
     """
 
-    def __init__(self, bpe: BPE, start_id: int, end_id: int, *, context_length: int = CONTEXT_LENGTH) -> None:
+    def __init__(self, bpe: Union[BPE, Callable[[], BPE]], start_id: int, end_id: int, *,
+                 context_length: int = CONTEXT_LENGTH) -> None:
+        """``bpe``: the BPE model, or a function that builds it on first use (``default`` defers the 0.3 s it
+        takes to build the bundled vocabulary until a text is encoded)."""
         if context_length < 2:
             raise ValueError(f"context_length must be at least 2, got {context_length}")
-        self._bpe = bpe
+        self._bpe_model: Optional[BPE] = None if callable(bpe) and not isinstance(bpe, BPE) else bpe
+        self._bpe_factory = bpe if self._bpe_model is None else None
         self._split = pre_tokenizers.Sequence([
             pre_tokenizers.Split(Regex(_SPLIT_PATTERN), behavior="removed", invert=True),
             pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
@@ -128,11 +134,24 @@ class Sam3Tokenizer:
     @classmethod
     def default(cls, *, context_length: int = CONTEXT_LENGTH) -> "Sam3Tokenizer":
         """The standard CLIP BPE vocabulary bundled with sam3kit (the file the official tokenizer loads), for
-        checkpoints that come without tokenizer files (a bare ``sam3.pt``)."""
-        vocab, merges = clip_vocab_and_merges()
-        bpe = BPE(vocab=vocab, merges=[tuple(m.split()) for m in merges], end_of_word_suffix="</w>",
-                  continuing_subword_prefix="", unk_token=END_TOKEN)
-        return cls(bpe, vocab[START_TOKEN], vocab[END_TOKEN], context_length=context_length)
+        checkpoints that come without tokenizer files (a bare ``sam3.pt``). Built on first use."""
+
+        def build() -> BPE:
+            vocab, merges = clip_vocab_and_merges()
+            if (vocab.get(START_TOKEN), vocab.get(END_TOKEN)) != (CLIP_START_ID, CLIP_END_ID):
+                raise CheckpointError(f"the bundled CLIP vocabulary has {START_TOKEN}={vocab.get(START_TOKEN)}, "
+                                      f"{END_TOKEN}={vocab.get(END_TOKEN)}; expected {CLIP_START_ID}, {CLIP_END_ID}")
+            return BPE(vocab=vocab, merges=[tuple(m.split()) for m in merges], end_of_word_suffix="</w>",
+                       continuing_subword_prefix="", unk_token=END_TOKEN)
+
+        return cls(build, CLIP_START_ID, CLIP_END_ID, context_length=context_length)
+
+    @property
+    def _bpe(self) -> BPE:
+        if self._bpe_model is None:
+            self._bpe_model = self._bpe_factory()
+            self._bpe_factory = None
+        return self._bpe_model
 
     # ------------------------------------------------------------------ encoding
     def encode(self, text: str) -> list[int]:

@@ -73,6 +73,14 @@ class TensorSource:
             from safetensors import safe_open
 
             for f in files.weights:
+                _check_size(f)
+                mapped = _map_safetensors(f)
+                if mapped is not None:
+                    for k, (t, dtype) in mapped.items():
+                        self._where[k] = t
+                        self._shapes[k] = tuple(t.shape)
+                        self._dtypes[k] = dtype
+                    continue
                 try:
                     handle = safe_open(str(f), framework="pt")
                     for k in handle.keys():
@@ -119,6 +127,8 @@ class TensorSource:
 
     def __getitem__(self, key: str) -> Tensor:
         src = self._where[key]
+        if isinstance(src, Tensor):
+            return src
         if isinstance(src, dict):
             return src[key]
         try:
@@ -129,6 +139,49 @@ class TensorSource:
     def items(self) -> Iterator[tuple[str, Tensor]]:
         for k in self._where:
             yield k, self[k]
+
+
+_SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
+                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+                       "BOOL": torch.bool}
+
+
+def _map_safetensors(f: Path) -> Optional[dict[str, tuple[Tensor, str]]]:
+    """Every tensor of a safetensors file as a view of one private (copy-on-write) memory map of the file: the
+    header is parsed here and no data is read (about 10x faster than opening each tensor through ``safetensors``).
+    Returns None when the file is not in the plain form this handles (unknown dtype, a tensor whose offset is not
+    a multiple of its element size, anything unexpected in the header): the caller then uses ``safetensors``."""
+    import json
+    import struct
+
+    try:
+        size = f.stat().st_size
+        with open(f, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > size - 8:
+                return None
+            header = json.loads(fh.read(n))
+        storage = torch.UntypedStorage.from_file(str(f), shared=False, nbytes=size)
+        out: dict[str, tuple[Tensor, str]] = {}
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            dtype = _SAFETENSORS_DTYPES.get(info["dtype"])
+            if dtype is None:
+                return None
+            begin, end = info["data_offsets"]
+            shape = [int(d) for d in info["shape"]]
+            item = torch.empty(0, dtype=dtype).element_size()
+            numel = 1
+            for d in shape:
+                numel *= d
+            offset = 8 + n + begin
+            if offset % item or end - begin != numel * item or 8 + n + end > size:
+                return None
+            out[name] = (torch.empty(0, dtype=dtype).set_(storage, offset // item, shape), info["dtype"])
+        return out
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, struct.error):
+        return None
 
 
 def _check_size(f: Path) -> None:
