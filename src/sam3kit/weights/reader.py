@@ -73,9 +73,9 @@ class TensorSource:
             from safetensors import safe_open
 
             for f in files.weights:
-                _check_size(f)
                 mapped = _map_safetensors(f)
                 if mapped is not None:
+                    _check_size(f)
                     for k, (t, dtype) in mapped.items():
                         self._where[k] = t
                         self._shapes[k] = tuple(t.shape)
