@@ -12,12 +12,13 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "ImagePredictor", "Sam3Config", "Sam3Model", "SegmentResult", "PredictResult",
+__all__ = ["load", "ImagePredictor", "PredictOptions", "Sam3Config", "Sam3Model", "SegmentResult", "PredictResult",
            "Sam3Error", "CheckpointError", "InputError", "ImageError", "__version__"]
 
 _LAZY = {
     "load": ("sam3kit.loading", "load"),
     "ImagePredictor": ("sam3kit.pipelines.image", "ImagePredictor"),
+    "PredictOptions": ("sam3kit.pipelines.image", "PredictOptions"),
     "Sam3Config": ("sam3kit.config", "Sam3Config"),
     "Sam3Model": ("sam3kit.model.sam3", "Sam3Model"),
     "SegmentResult": ("sam3kit.pipelines.results", "SegmentResult"),

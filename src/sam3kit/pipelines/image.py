@@ -18,6 +18,7 @@ from ..model.features import DetectorImageFeatures, TextFeatures, TrackerImageFe
 from ..model.sam3 import Sam3Model
 from . import prompts as P
 from ..ops.components import fill_small_regions
+from ..weights.pages import release_mapped
 from .cache import EncodingCache, cache_key
 from .postprocess import boxes_to_pixels, detection_scores, upsample_logits
 from .preprocess import preprocess
@@ -36,10 +37,15 @@ class PredictOptions:
     max_hole_area: background regions of at most this many low-resolution pixels (288 x 288 grid at release)
         become foreground before upsampling; 0 turns it off.
     max_sprinkle_area: foreground specks of at most this many low-resolution pixels become background.
+    release_encoder_weights: after ``set_image`` has run the ViT, give its memory-mapped weight pages back to the
+        page cache (``weights.pages.release_mapped``): the resident set stays about 1.8 GB lower (full size) while
+        prompts run, and the next image faults them in again from memory (about 0.1 s on a 40 s encode). Only
+        unmodified weights mapped from a checkpoint file are affected.
     """
 
     max_hole_area: float = 256.0
     max_sprinkle_area: float = 0.0
+    release_encoder_weights: bool = True
 
 
 class ImagePredictor:
@@ -86,10 +92,13 @@ class ImagePredictor:
         todo = [i for i, t in enumerate(found) if t is None]
         if todo:
             pixels = preprocess([arrays[i] for i in todo], S, device=dev, dtype=dt)
-            trunk = m.detector_model.vision_encoder.backbone(pixels)
+            backbone = m.detector_model.vision_encoder.backbone
+            trunk = backbone(pixels)
             for j, i in enumerate(todo):
                 found[i] = trunk[j:j + 1]
                 self.cache.put(keys[i], found[i])
+            if self.options.release_encoder_weights:
+                release_mapped(backbone.parameters())
         self._trunk = torch.cat(found) if len(found) > 1 else found[0]
         self._sizes = [(a.shape[0], a.shape[1]) for a in arrays]
 

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import InputError
+from ..weights.pages import release_mapped
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,7 @@ def swap_linears(module: nn.Module, **kwargs) -> int:
     for name, child in list(module.named_children()):
         if type(child) is nn.Linear:
             setattr(module, name, Int8Linear(child, **kwargs))
+            release_mapped([child.weight])  # the fp32 pages read while quantizing go back to the page cache
             count += 1
         else:
             count += swap_linears(child, **kwargs)
