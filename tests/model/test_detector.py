@@ -297,7 +297,8 @@ def test_released_key_names_and_shapes():
 
 
 def test_precomputed_seg_terms_give_the_same_outputs(models):
-    """``with_seg_terms`` only moves the image part of the pixel decoder out of the prompt: identical outputs."""
+    """``with_seg_terms`` moves the image part of the pixel decoder out of the prompt (and the prompt part to the
+    coarse resolution): the same outputs up to rounding."""
     cfg, ours, hf = _randomize(models, 8)
     _, image, text, _ = _inputs(cfg, hf, 8, 1, [4])
     boxes = _boxes(8, 1, 2)
@@ -309,5 +310,7 @@ def test_precomputed_seg_terms_give_the_same_outputs(models):
     assert ours.with_seg_terms(prepared) is prepared
     g = cfg.vit.grid_size
     assert [tuple(t.shape[-2:]) for t in prepared.seg_terms] == [(2 * g, 2 * g), (4 * g, 4 * g)]
-    for name in ("logits", "presence_logit", "boxes", "mask_logits", "semantic_logits"):
-        assert torch.equal(getattr(a, name), getattr(b, name)), name
+    for name in ("logits", "presence_logit", "boxes", "queries"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name  # the head does not feed back
+    for name in ("mask_logits", "semantic_logits"):
+        assert (getattr(a, name) - getattr(b, name)).abs().max().item() <= TOL, name

@@ -21,7 +21,8 @@ class PixelDecoder(nn.Module):
 
     The convolution is linear, so it splits into ``Conv_k(feat)``, which depends on the image only
     (``image_terms``: computed once per image and reused by every prompt), and ``Conv_k(upsample(y))`` without
-    bias, computed at the coarse resolution (``conv3x3_after_upsample2x``).
+    bias, computed at the coarse resolution (``conv3x3_after_upsample2x``): with the terms given, a prompt does
+    45 % of the convolution work of the direct form, which runs when they are not.
     """
 
     def __init__(self, hidden_size: int, num_stages: int) -> None:
@@ -40,9 +41,15 @@ class PixelDecoder(nn.Module):
     def forward(self, levels: list[Tensor], terms: Optional[list[Tensor]] = None) -> Tensor:
         """levels: fine to coarse [(B?, d, 4g, 4g), (B?, d, 2g, 2g), (B, d, g, g)] (batch 1 broadcasts);
         terms: ``image_terms(levels[:-1])`` if already computed. Returns (B, d, 4g, 4g)."""
-        if terms is None:
-            terms = self.image_terms(levels[:-1])
         y = levels[-1]
+        if terms is None:  # nothing to reuse: the direct form is the least work for a single prompt
+            if len(levels) - 1 > len(self.conv_layers):
+                raise ValueError(f"{len(levels)} levels need {len(levels) - 1} stages, "
+                                 f"the head has {len(self.conv_layers)}")
+            for k, feat in enumerate(reversed(levels[:-1])):
+                y = feat + F.interpolate(y, size=feat.shape[-2:], mode="nearest")
+                y = F.relu(self.norms[k](self.conv_layers[k](y)))
+            return y
         for k, term in enumerate(terms):
             if term.shape[-2:] == (2 * y.shape[-2], 2 * y.shape[-1]):
                 y = conv3x3_after_upsample2x(y, self.conv_layers[k].weight, add=term)
