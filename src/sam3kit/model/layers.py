@@ -104,7 +104,7 @@ class MLP(nn.Module):
     ``"fc"`` -> fc1, fc2, ...; ``"layer"`` -> layer1, layer2, ...; ``"layers"`` -> layers.0, layers.1, ...;
     ``"sam"`` -> proj_in, layers.0 .. layers.{n-3}, proj_out.
     ``row_chunk``: without autograd, inputs with more rows than this run in blocks of that many rows (the same
-    values; faster when the hidden layer of all rows would not fit in the CPU cache).
+    values up to rounding; faster when the hidden layer of all rows would not fit in the CPU cache).
     """
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int, *, act: str = "relu",

@@ -16,9 +16,9 @@ from ..errors import InputError
 from ..io.image import ImageInput, load_image
 from ..model.features import DetectorImageFeatures, TextFeatures, TrackerImageFeatures
 from ..model.sam3 import Sam3Model
-from . import prompts as P
 from ..ops.components import fill_small_regions
 from ..weights.pages import release_mapped
+from . import prompts as P
 from .cache import EncodingCache, cache_key
 from .postprocess import boxes_to_pixels, detection_scores, upsample_logits
 from .preprocess import preprocess

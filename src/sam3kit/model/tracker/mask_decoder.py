@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...config import TrackerConfig
-from ..features import TrackerOutput
 from ...ops.conv import conv_transpose2x2
+from ..features import TrackerOutput
 from ..layers import MLP, LayerNorm2d
 from .two_way_transformer import TwoWayTransformer
 
