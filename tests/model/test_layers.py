@@ -45,3 +45,25 @@ def test_mlp_row_blocks_give_the_same_values():
     with torch.no_grad():
         assert (whole(x) - blocked(x)).abs().max().item() <= TOL  # row blocks may round differently
     assert blocked(x).requires_grad  # with autograd the rows are not split
+
+
+@pytest.mark.parametrize("mask", ["none", "padding", "float", "bool"])
+@pytest.mark.parametrize("internal", [None, 8])
+def test_few_keys_folding_matches_the_plain_path(monkeypatch, mask, internal):
+    """Many queries over few keys: projections folded into keys and values give the same attention."""
+    torch.manual_seed(3)
+    attn = Attention(16, 2, internal_dim=internal).eval()
+    q, kv = torch.randn(2, 300, 16), torch.randn(2, 5, 16)
+    kw = {}
+    if mask == "padding":
+        kw["key_padding_mask"] = torch.tensor([[False, True, False, False, True], [False] * 5])
+    elif mask == "float":
+        kw["attn_bias"] = torch.randn(2, 2, 300, 5)
+    elif mask == "bool":
+        kw["attn_bias"] = torch.rand(300, 5) > 0.3
+        kw["attn_bias"][:, 0] = True
+    with torch.no_grad():
+        folded = attn(q, kv, kv, **kw)
+        monkeypatch.setattr(layers, "_MANY_QUERIES", 10**9)  # the plain path
+        plain = attn(q, kv, kv, **kw)
+    assert (folded - plain).abs().max().item() <= TOL
