@@ -153,7 +153,10 @@ def _map_safetensors(f: Path) -> Optional[dict[str, tuple[Tensor, str]]]:
     a multiple of its element size, anything unexpected in the header): the caller then uses ``safetensors``."""
     import json
     import struct
+    import sys
 
+    if sys.byteorder != "little":  # the file's data is little-endian: let the library convert it
+        return None
     try:
         size = f.stat().st_size
         with open(f, "rb") as fh:
