@@ -151,7 +151,6 @@ def _map_safetensors(f: Path) -> Optional[dict[str, tuple[Tensor, str]]]:
     header is parsed here and no data is read (about 10x faster than opening each tensor through ``safetensors``).
     Returns None when the file is not in the plain form this handles (unknown dtype, a tensor whose offset is not
     a multiple of its element size, anything unexpected in the header): the caller then uses ``safetensors``."""
-    import json
     import struct
     import sys
 
