@@ -203,7 +203,8 @@ def options_record(job: ImageJob, model_id: dict, prompts: list[Prompt], args: a
     st = job.path.stat()
     rec = {"sam3kit": __version__, "manifest": MANIFEST_VERSION,
            "image": {"path": str(job.path.resolve()), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns},
-           "model": model_id, "dtype": args.dtype, "fast": args.fast, "image_size": args.image_size, "prompts": [asdict(p) for p in prompts],
+           "model": model_id, "dtype": args.dtype, "fast": args.fast, "image_size": args.image_size,
+           "prompts": [asdict(p) for p in prompts],
            "threshold": args.threshold, "mask_threshold": args.mask_threshold,
            "formats": list(args.format), "overlay": bool(args.overlay)}
     return json.loads(json.dumps(rec))  # the form it has once read back from result.json

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import DecoderConfig
+from ..ops.autograd import needs_autograd
 from ..ops.boxes import box_cxcywh_to_xyxy
 from .layers import MLP, Attention
 from .position import sine_coords
@@ -130,7 +131,7 @@ class DetrDecoder(nn.Module):
         # written once, contiguous in the (B, heads, 1 + Q, H*W) order the attention reads
         bias = torch.empty(b, heads, 1 + q, h, w, dtype=by.dtype, device=by.device)
         bias[:, :, 0] = 0
-        if torch.is_grad_enabled() and (by.requires_grad or bx.requires_grad):
+        if needs_autograd(by, bx):
             bias = torch.cat([bias[:, :, :1], by[..., None] + bx[..., None, :]], dim=2)
         else:
             torch.add(by[..., None], bx[..., None, :], out=bias[:, :, 1:])

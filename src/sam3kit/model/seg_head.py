@@ -33,19 +33,19 @@ class PixelDecoder(nn.Module):
     def image_terms(self, levels: list[Tensor]) -> list[Tensor]:
         """levels: the fine neck levels [(B, d, 4g, 4g), (B, d, 2g, 2g)] -> ``Conv_k(level)`` (bias included),
         in the order the stages run (coarse to fine): [(B, d, 2g, 2g), (B, d, 4g, 4g)]."""
-        if len(levels) > len(self.conv_layers):
-            raise ValueError(f"{len(levels) + 1} levels need {len(levels)} stages, "
-                             f"the head has {len(self.conv_layers)}")
+        self._check_stages(len(levels))
         return [self.conv_layers[k](feat) for k, feat in enumerate(reversed(levels))]
+
+    def _check_stages(self, fine_levels: int) -> None:
+        if fine_levels > len(self.conv_layers):
+            raise ValueError(f"{fine_levels + 1} levels need {fine_levels} stages, the head has {len(self.conv_layers)}")
 
     def forward(self, levels: list[Tensor], terms: Optional[list[Tensor]] = None) -> Tensor:
         """levels: fine to coarse [(B?, d, 4g, 4g), (B?, d, 2g, 2g), (B, d, g, g)] (batch 1 broadcasts);
         terms: ``image_terms(levels[:-1])`` if already computed. Returns (B, d, 4g, 4g)."""
         y = levels[-1]
         if terms is None:  # nothing to reuse: the direct form is the least work for a single prompt
-            if len(levels) - 1 > len(self.conv_layers):
-                raise ValueError(f"{len(levels)} levels need {len(levels) - 1} stages, "
-                                 f"the head has {len(self.conv_layers)}")
+            self._check_stages(len(levels) - 1)
             for k, feat in enumerate(reversed(levels[:-1])):
                 y = feat + F.interpolate(y, size=feat.shape[-2:], mode="nearest")
                 y = F.relu(self.norms[k](self.conv_layers[k](y)))

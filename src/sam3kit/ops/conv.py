@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .autograd import needs_autograd
+
 
 def conv_transpose2x2(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, *,
                       add: Optional[Tensor] = None) -> Tensor:
@@ -35,7 +37,7 @@ def conv_transpose2x2(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     if add is not None and (add.shape[1:] != (2 * h, 2 * w, cout) or add.shape[0] not in (1, b)):
         raise ValueError(f"add must be ({b} or 1, {2 * h}, {2 * w}, {cout}), got {tuple(add.shape)}")
     add6 = None if add is None else add.reshape(add.shape[0], h, 2, w, 2, cout)
-    if torch.is_grad_enabled() and (y.requires_grad or (add is not None and add.requires_grad)):
+    if needs_autograd(y, add):
         out6 = blocks if add6 is None else blocks + add6  # differentiable path (out= is not)
         return out6.reshape(b, 2 * h, 2 * w, cout).contiguous()
     out = torch.empty(b, 2 * h, 2 * w, cout, dtype=y.dtype, device=y.device)
@@ -76,7 +78,7 @@ def conv3x3_after_upsample2x(y: Tensor, weight: Tensor, *, add: Optional[Tensor]
     z = F.conv2d(F.pad(y, (1, 1, 1, 1)), kernels).view(b, 2, 2, cout, h + 1, w + 1)
     phase = lambda t, a, c: t[:, :, :, a, :, c]  # noqa: E731  (B, C, h, w) view of one phase of (B, C, h, 2, w, 2)
     add6 = None if add is None else add.view(add.shape[0], cout, h, 2, w, 2)
-    if torch.is_grad_enabled() and (z.requires_grad or (add is not None and add.requires_grad)):
+    if needs_autograd(z, add):
         parts = torch.stack([torch.stack([z[:, a, c, :, a:a + h, c:c + w] for c in (0, 1)], dim=-1)
                              for a in (0, 1)], dim=-3)  # (B, C, h, 2, w, 2), differentiable
         out = parts if add6 is None else parts + add6
