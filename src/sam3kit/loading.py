@@ -68,9 +68,9 @@ def load(source: Union[str, Path], *, device: Union[str, torch.device] = "cpu",
 
     path = resolve(source, token=token, revision=revision)
     model = load_model(path, device=device, dtype=parse_dtype(dtype), config=config, image_size=image_size)
-    root = locate(path).root
-    model.tokenizer = _find_tokenizer(root)
-    model.fingerprint = _fingerprint(locate(path).weights, model)
+    files = locate(path)
+    model.tokenizer = _find_tokenizer(files.root)
+    model.fingerprint = _fingerprint(files.weights, model)
     if fast == "int8":
         from .speed.int8 import quantize_int8
 
