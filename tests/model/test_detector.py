@@ -296,21 +296,25 @@ def test_released_key_names_and_shapes():
     assert ours == expected
 
 
-def test_precomputed_seg_terms_give_the_same_outputs(models):
-    """``with_seg_terms`` moves the image part of the pixel decoder out of the prompt (and the prompt part to the
-    coarse resolution): the same outputs up to rounding."""
+def test_precomputed_image_terms_give_the_same_outputs(models):
+    """``with_image_terms`` moves the prompt-independent work out of the prompt: the first DETR-encoder
+    self-attention and the image part of the pixel decoder (the prompt part then runs at the coarse resolution).
+    The same outputs up to rounding, for one image shared by two prompts and for one image per prompt."""
     cfg, ours, hf = _randomize(models, 8)
-    _, image, text, _ = _inputs(cfg, hf, 8, 1, [4])
-    boxes = _boxes(8, 1, 2)
-    with torch.no_grad():
-        prepared = ours.with_seg_terms(image)
-        a = ours.forward_prompts(image, text, boxes)
-        b = ours.forward_prompts(prepared, text, boxes)
-    assert image.seg_terms is None and len(prepared.seg_terms) == 2
-    assert ours.with_seg_terms(prepared) is prepared
     g = cfg.vit.grid_size
-    assert [tuple(t.shape[-2:]) for t in prepared.seg_terms] == [(2 * g, 2 * g), (4 * g, 4 * g)]
-    for name in ("logits", "presence_logit", "boxes", "queries"):
-        assert torch.equal(getattr(a, name), getattr(b, name)), name  # the head does not feed back
-    for name in ("mask_logits", "semantic_logits"):
-        assert (getattr(a, name) - getattr(b, name)).abs().max().item() <= TOL, name
+    for n_images in (1, 2):
+        _, image, text, _ = _inputs(cfg, hf, 8, n_images, [4, 6])
+        boxes = _boxes(8, 2, 2)
+        with torch.no_grad():
+            prepared = ours.with_image_terms(image)
+            a = ours.forward_prompts(image, text, boxes)
+            b = ours.forward_prompts(prepared, text, boxes)
+        assert image.seg_terms is None and image.encoder_start is None
+        assert ours.with_image_terms(prepared) is prepared
+        assert tuple(prepared.encoder_start.shape) == (n_images, g * g, cfg.d_model)
+        assert [tuple(t.shape[-2:]) for t in prepared.seg_terms] == [(2 * g, 2 * g), (4 * g, 4 * g)]
+        for name in ("logits", "presence_logit", "boxes", "queries", "mask_logits", "semantic_logits"):
+            assert (getattr(a, name) - getattr(b, name)).abs().max().item() <= TOL, name
+        with torch.no_grad():
+            no_masks = ours.with_image_terms(image, masks=False)
+        assert no_masks.seg_terms is None and torch.equal(no_masks.encoder_start, prepared.encoder_start)

@@ -61,14 +61,25 @@ class Detector(nn.Module):
             input_ids, padding_mask = input_ids[:, :n], padding_mask[:, :n]
         return TextFeatures(features=self.text_projection(self.text_encoder(input_ids)), padding_mask=padding_mask)
 
-    def with_seg_terms(self, image: DetectorImageFeatures) -> DetectorImageFeatures:
-        """``image`` plus the prompt-independent part of the pixel decoder (``seg_terms``), so that every prompt on
-        these images that asks for masks does 45 % of the head's convolution work. Computing them costs as much
-        as that work for one prompt (about 1.1 s at release on 2 CPU cores), so they pay off from the second
-        prompt on an image; they hold two more maps per image ((d, 2g, 2g) and (d, 4g, 4g): 106 MB in fp32)."""
-        if image.seg_terms is not None:
+    def with_image_terms(self, image: DetectorImageFeatures, *, masks: bool = True) -> DetectorImageFeatures:
+        """``image`` plus the prompt-independent work of a prompt, done once for every prompt on these images.
+
+        - ``encoder_start``: the DETR encoder's first self-attention over the image tokens (the prompt enters at
+          the first cross-attention); about 0.4 s per prompt at release on 2 CPU cores, 5.3 MB per image.
+        - ``seg_terms`` (with ``masks``): the image part of the segmentation head's pixel decoder, so that every
+          prompt that asks for masks does 45 % of the head's convolution work. They cost as much as that work for
+          one prompt (about 1.1 s), so they pay off from the second prompt on an image, and hold two more maps per
+          image ((d, 2g, 2g) and (d, 4g, 4g): 106 MB in fp32).
+        Terms already present are kept; the same outputs as without them, up to rounding.
+        """
+        start, terms = image.encoder_start, image.seg_terms
+        if start is None:
+            start = self.detr_encoder.image_start(_tokens(image.fpn[-1]), _tokens(image.pos))
+        if masks and terms is None:
+            terms = self.mask_decoder.image_terms(list(image.fpn))
+        if start is image.encoder_start and terms is image.seg_terms:
             return image
-        return replace(image, seg_terms=self.mask_decoder.image_terms(list(image.fpn)))
+        return replace(image, encoder_start=start, seg_terms=terms)
 
     def forward_prompts(self, image: DetectorImageFeatures, text: TextFeatures, boxes: Optional[Tensor] = None,
                         box_labels: Optional[Tensor] = None, box_padding: Optional[Tensor] = None, *,
@@ -126,9 +137,11 @@ class Detector(nn.Module):
         prompt = torch.cat([text.features.to(dtype).expand(bsz, -1, -1), geo], dim=1)
         prompt_mask = torch.cat([text.padding_mask.bool().expand(bsz, -1), geo_mask], dim=1)
 
-        tokens = feats.flatten(2).transpose(1, 2)
-        tokens_pos = pos.flatten(-2).transpose(-1, -2)
-        memory = self.detr_encoder(tokens, tokens_pos, prompt, prompt_mask)
+        tokens, tokens_pos = _tokens(feats), _tokens(pos)
+        start = image.encoder_start
+        if start is None:  # computed once per image, not once per prompt row
+            start = self.detr_encoder.image_start(_tokens(fpn[-1]), tokens_pos)
+        memory = self.detr_encoder(tokens, tokens_pos, prompt, prompt_mask, start=start)
         queries, boxes_cxcywh, presence = self.detr_decoder(memory, tokens_pos, (g_h, g_w), prompt, prompt_mask)
         logits = self.dot_product_scoring(queries, prompt, prompt_mask)
         mask_logits, semantic_logits = self.mask_decoder(queries, memory, list(fpn), prompt, prompt_mask,
@@ -136,3 +149,8 @@ class Detector(nn.Module):
                                                          image_terms=image.seg_terms)
         return DetectorOutput(logits=logits, presence_logit=presence, boxes=box_cxcywh_to_xyxy(boxes_cxcywh),
                               mask_logits=mask_logits, semantic_logits=semantic_logits, queries=queries)
+
+
+def _tokens(x: Tensor) -> Tensor:
+    """(..., d, h, w) -> (..., h * w, d) row-major tokens (a view when possible)."""
+    return x.flatten(-2).transpose(-1, -2)

@@ -45,9 +45,19 @@ class EncoderLayer(nn.Module):
         Returns:
             (B, N, d)
         """
+        return self.after_self_attention(self.self_attention(x, pos=pos, padding_mask=padding_mask), memory,
+                                         memory_pos=memory_pos, memory_padding_mask=memory_padding_mask)
+
+    def self_attention(self, x: Tensor, *, pos: Optional[Tensor] = None,
+                       padding_mask: Optional[Tensor] = None) -> Tensor:
+        """The first residual step, ``x + SelfAttn(LN1 x)``: (B, N, d) -> (B, N, d). It does not read the memory."""
         h = self.layer_norm1(x)
         qk = h if pos is None else h + pos
-        x = x + self.self_attn(qk, qk, h, key_padding_mask=padding_mask)
+        return x + self.self_attn(qk, qk, h, key_padding_mask=padding_mask)
+
+    def after_self_attention(self, x: Tensor, memory: Tensor, *, memory_pos: Optional[Tensor] = None,
+                             memory_padding_mask: Optional[Tensor] = None) -> Tensor:
+        """The cross-attention and FFN steps on the output of ``self_attention``."""
         h = self.layer_norm2(x)
         keys = memory if memory_pos is None else memory + memory_pos
         x = x + self.cross_attn(h, keys, memory, key_padding_mask=memory_padding_mask)
@@ -64,7 +74,14 @@ class DetrEncoder(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.num_layers))
 
-    def forward(self, image: Tensor, pos: Tensor, prompt: Tensor, prompt_padding_mask: Tensor) -> Tensor:
+    def image_start(self, image: Tensor, pos: Tensor) -> Tensor:
+        """The prompt-independent start of the encoder: the first layer's self-attention over the image tokens
+        (the prompt enters at its cross-attention). (B, HW, d) -> (B, HW, d); pass it to ``forward`` as ``start``
+        to reuse it for every prompt on these images."""
+        return self.layers[0].self_attention(image, pos=pos)
+
+    def forward(self, image: Tensor, pos: Tensor, prompt: Tensor, prompt_padding_mask: Tensor, *,
+                start: Optional[Tensor] = None) -> Tensor:
         """Encode.
 
         Args:
@@ -72,10 +89,13 @@ class DetrEncoder(nn.Module):
             pos: (HW, d) or (B, HW, d) sine position of the image tokens.
             prompt: (B, L, d) prompt tokens (text + geometry).
             prompt_padding_mask: (B, L) bool, True = padding.
+            start: ``image_start(image, pos)`` computed earlier (B or 1 rows), or None to compute it here.
         Returns:
             (B, HW, d) encoded image tokens ("memory").
         """
-        x = image
-        for layer in self.layers:
+        first, *rest = self.layers
+        x = self.image_start(image, pos) if start is None else start.expand(image.shape[0], -1, -1)
+        x = first.after_self_attention(x, prompt, memory_padding_mask=prompt_padding_mask)
+        for layer in rest:
             x = layer(x, prompt, pos=pos, memory_padding_mask=prompt_padding_mask)
         return x

@@ -15,12 +15,15 @@ class DetectorImageFeatures:
 
     fpn: three levels [(B, d, 4g, 4g), (B, d, 2g, 2g), (B, d, g, g)].
     pos: (d, g, g) sine position map of the g x g level (the only level whose position is read).
+    encoder_start: (B, g*g, d) the image tokens after the DETR encoder's first self-attention
+        (``Detector.with_image_terms``), or None: then every prompt computes it.
     seg_terms: the prompt-independent part of the segmentation head's pixel decoder for these levels
-        ([(B, d, 2g, 2g), (B, d, 4g, 4g)], ``Detector.with_seg_terms``), or None: then every prompt computes it.
+        ([(B, d, 2g, 2g), (B, d, 4g, 4g)], ``Detector.with_image_terms``), or None: then every prompt computes it.
     """
 
     fpn: list[Tensor]
     pos: Tensor
+    encoder_start: Optional[Tensor] = None
     seg_terms: Optional[list[Tensor]] = None
 
 

@@ -122,7 +122,7 @@ class ImagePredictor:
         self._require_image()
         if self._det is None:
             det = self.model.detector_model
-            self._det = det.with_seg_terms(det.vision_encoder.features_from_trunk(self._trunk))
+            self._det = det.with_image_terms(det.vision_encoder.features_from_trunk(self._trunk))
         return self._det
 
     def tracker_features(self) -> TrackerImageFeatures:
