@@ -90,3 +90,15 @@ def test_parameter_count_matches_release(released_state):
     # ours lacks: the cls slot of the pos table (1024) and the detector's unused point projections
     d = 256
     assert official_only - ours == 1024 + (d * 2 + d) + (d * d + d) + (d * d + d)
+
+
+def test_loader_walk_lists_the_state_dict(released_state):
+    """The loader's one-walk list of names and shapes is exactly ``state_dict()``, in the same order."""
+    from sam3kit.weights.loader import _state_shapes
+
+    cfg, state = released_state
+    with torch.device("meta"):
+        model = Sam3Model(cfg)
+    walked = _state_shapes(dict(model.named_modules()))
+    assert list(walked) == list(state)
+    assert all(walked[k] == v.shape for k, v in state.items())

@@ -73,25 +73,42 @@ def load_model(source: Union[str, Path], *, device: Union[str, torch.device] = "
     run_cfg = cfg.with_image_size(image_size) if image_size is not None else cfg
     with _meta_modules_skip_reset(), _SkipInit(), torch.device("meta"):
         model = Sam3Model(run_cfg)
-    expected = {k: v.shape for k, v in model.state_dict().items()}
+    modules = dict(model.named_modules())
+    expected = _state_shapes(modules)
     state = (_map_official if layout == "official" else _map_hf)(src, expected, cfg, layout)
     target = torch.device(device)
     state = {k: _convert(v, dtype, target) for k, v in state.items()}
-    _assign(model, state, expected)
-    leftovers = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    _assign(modules, state, expected)
+    leftovers = [f"{path}.{name}" for path, m in modules.items()
+                 for name, t in list(m._parameters.items()) + list(m._buffers.items()) if t is not None and t.is_meta]
     if leftovers:  # internal invariant: every tensor is either loaded or computed
         raise AssertionError(f"tensors left on the meta device after loading: {leftovers[:5]}")
-    model.eval().requires_grad_(False)
+    model.eval()  # parameters were made with requires_grad=False by _assign
     log.info("loaded %s (%s layout, %d tensors) on %s as %s", source, layout, len(state), target, dtype)
     return model
 
 
-def _assign(model: torch.nn.Module, state: dict[str, Tensor], expected: dict[str, torch.Size]) -> None:
+def _state_shapes(modules: dict[str, torch.nn.Module]) -> dict[str, torch.Size]:
+    """The names and shapes of ``state_dict()`` (parameters and persistent buffers), from one walk over the
+    modules; none of sam3kit's modules changes what it saves."""
+    out: dict[str, torch.Size] = {}
+    for path, m in modules.items():
+        prefix = f"{path}." if path else ""
+        for name, t in m._parameters.items():
+            if t is not None:
+                out[prefix + name] = t.shape
+        for name, t in m._buffers.items():
+            if t is not None and name not in m._non_persistent_buffers_set:
+                out[prefix + name] = t.shape
+    return out
+
+
+def _assign(modules: dict[str, torch.nn.Module], state: dict[str, Tensor], expected: dict[str, torch.Size]) -> None:
     """Put every tensor in place, as ``load_state_dict(strict=True, assign=True)`` would, without its per-module
-    hooks (5x slower here): the mappers above have already matched names and shapes one to one."""
+    hooks (5x slower here): the mappers above have already matched names and shapes one to one. ``modules``:
+    ``dict(model.named_modules())``."""
     if state.keys() != expected.keys():  # internal invariant
         raise AssertionError(f"mapped keys differ from the model's: {sorted(set(state) ^ set(expected))[:5]}")
-    modules = dict(model.named_modules())
     for key, t in state.items():
         path, _, leaf = key.rpartition(".")
         module = modules[path]
