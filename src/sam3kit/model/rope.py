@@ -34,11 +34,16 @@ def repeat_rope(rope: Rope, times: int) -> Rope:
 
 
 def apply_rope(x: Tensor, rope: Rope) -> Tensor:
-    """Rotate the first ``len(rope)`` tokens of ``x`` (..., N, dim); later tokens pass unchanged."""
+    """Rotate the first ``len(rope)`` tokens of ``x`` (..., N, dim); later tokens pass unchanged.
+
+    Each pair (2k, 2k+1) is read as the complex number ``x_2k + i x_2k+1`` and multiplied by ``cos + i sin``:
+    one pass over ``x`` (in fp32), whatever its strides (the per-head views of a projection are not contiguous).
+    """
     cos, sin = rope
     n = cos.shape[0]
     head, tail = (x, None) if n == x.shape[-2] else (x[..., :n, :], x[..., n:, :])
-    xf = head.float().unflatten(-1, (-1, 2))
-    a, b = xf[..., 0], xf[..., 1]
-    out = torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2).type_as(x)
+    pairs = head.float().unflatten(-1, (-1, 2))
+    if pairs.stride(-1) != 1 or pairs.storage_offset() % 2 or any(st % 2 for st in pairs.stride()[:-1]):
+        pairs = pairs.clone(memory_format=torch.contiguous_format)  # a fresh, aligned copy
+    out = torch.view_as_real(torch.view_as_complex(pairs) * torch.complex(cos, sin)).flatten(-2).type_as(x)
     return out if tail is None else torch.cat([out, tail], dim=-2)
