@@ -47,6 +47,34 @@ def test_mlp_row_blocks_give_the_same_values():
     assert blocked(x).requires_grad  # with autograd the rows are not split
 
 
+@pytest.mark.parametrize("act", ["gelu", "relu"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_mlp_add_into_is_the_residual_sum(act, bias):
+    """``add_into`` (row blocks through one hidden buffer, accumulated into x) equals ``x + mlp(inp)``."""
+    torch.manual_seed(4)
+    mlp = MLP(8, 32, 8, 2, act=act, names="fc").eval()
+    if not bias:
+        mlp.fc1.bias, mlp.fc2.bias = None, None
+    x, inp = torch.randn(3, 10, 8), torch.randn(3, 10, 8)
+    with torch.no_grad():
+        expected = x + mlp(inp)
+        out = x.clone()
+        got = mlp.add_into(out, inp, rows=7)  # 30 rows: blocks of 7, the last one short
+    assert got is out  # written in place
+    assert (got - expected).abs().max().item() <= TOL
+
+
+def test_mlp_add_into_leaves_autograd_inputs_alone():
+    torch.manual_seed(5)
+    mlp = MLP(8, 32, 8, 2, names="fc")
+    x, inp = torch.randn(4, 8), torch.randn(4, 8, requires_grad=True)
+    before = x.clone()
+    got = mlp.add_into(x, inp)
+    assert got is not x and torch.equal(x, before) and got.requires_grad
+    got.sum().backward()
+    assert inp.grad is not None
+
+
 @pytest.mark.parametrize("mask", ["none", "padding", "float", "bool"])
 @pytest.mark.parametrize("internal", [None, 8])
 def test_few_keys_folding_matches_the_plain_path(monkeypatch, mask, internal):

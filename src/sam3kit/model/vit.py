@@ -82,7 +82,7 @@ class ViTLayer(nn.Module):
             t = y.reshape(b, h * w, c)
             y = self.attention(t, t, t, q_rope=rope, k_rope=rope).view(b, h, w, c)
         x = x + y
-        return x + self.mlp(self.layer_norm2(x))
+        return self.mlp.add_into(x, self.layer_norm2(x))  # x + MLP(LN2 x), in row blocks
 
 
 class ViT(nn.Module):
