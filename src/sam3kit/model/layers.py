@@ -182,11 +182,12 @@ class MLP(nn.Module):
         Without autograd, a two-layer MLP runs in blocks of ``rows`` rows through one reused hidden buffer, with
         the activation in place and the second product accumulated straight into ``x``: no full-size hidden
         activation (98 MB per ViT block at release, twice) is allocated, and the residual sum is not a separate
-        pass. The same values up to rounding. Otherwise (autograd, another depth, a non-contiguous ``x``) it is
-        ``x + self(inp)``, a new tensor.
+        pass. The same values up to rounding. Otherwise (autograd, another depth, layers swapped for other kinds
+        such as int8, a non-contiguous ``x``) it is ``x + self(inp)``, a new tensor.
         """
         lins = self.linears()
-        if len(lins) != 2 or not x.is_contiguous() or needs_autograd(x, inp, *(p for m in lins for p in m.parameters())):
+        plain = len(lins) == 2 and all(isinstance(m, nn.Linear) for m in lins)  # not swapped (int8) layers
+        if not plain or not x.is_contiguous() or needs_autograd(x, inp, *(p for m in lins for p in m.parameters())):
             return x + self(inp)
         first, second = lins
         n = x.numel() // max(x.shape[-1], 1)
