@@ -79,7 +79,7 @@ def load_model(source: Union[str, Path], *, device: Union[str, torch.device] = "
     target = torch.device(device)
     state = {k: _convert(v, dtype, target) for k, v in state.items()}
     _assign(modules, state, expected)
-    leftovers = [f"{path}.{name}" for path, m in modules.items()
+    leftovers = [f"{path}.{name}".lstrip(".") for path, m in modules.items()
                  for name, t in list(m._parameters.items()) + list(m._buffers.items()) if t is not None and t.is_meta]
     if leftovers:  # internal invariant: every tensor is either loaded or computed
         raise AssertionError(f"tensors left on the meta device after loading: {leftovers[:5]}")
