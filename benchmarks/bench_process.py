@@ -2,7 +2,9 @@
 
 Each measurement runs in a fresh child process (peak RSS from ``resource.getrusage`` in the child); children of
 the two implementations alternate. The checkpoint is a random-weight facebook/sam3-layout folder written once by
-``make_checkpoint.py`` into ``.bench/`` (page cache warmed before timing: both sides read from memory).
+``make_checkpoint.py`` into ``.bench/`` (page cache warmed before timing: both sides read from memory). sam3kit is
+byte-compiled before the children run, as ``pip install`` leaves an installed package (transformers' bytecode is
+compiled at its install), so neither side compiles sources inside the timed load.
 
 (d) sam3kit: ``sam3kit.load(dir)`` (the whole model: detector + tracker, memory-mapped, strict);
     transformers: ``Sam3VideoModel.from_pretrained(dir)`` (the same complete checkpoint). Times exclude the
