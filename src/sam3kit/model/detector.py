@@ -73,14 +73,19 @@ class Detector(nn.Module):
           image ((d, 2g, 2g) and (d, 4g, 4g): 106 MB in fp32).
         Terms already present are kept; the same outputs as without them, up to rounding.
         """
-        start, terms = image.encoder_start, image.seg_terms
-        if start is None:
-            start = self.detr_encoder.image_start(_tokens(image.fpn[-1]), _tokens(image.pos))
+        start, terms = self._encoder_start(image), image.seg_terms
         if masks and terms is None:
             terms = self.mask_decoder.image_terms(list(image.fpn))
         if start is image.encoder_start and terms is image.seg_terms:
             return image
         return replace(image, encoder_start=start, seg_terms=terms)
+
+    def _encoder_start(self, image: DetectorImageFeatures) -> Tensor:
+        """``image.encoder_start``, or computed now from the images' rows (once per image, not per prompt row)."""
+        if image.encoder_start is not None:
+            return image.encoder_start
+        feats = image.fpn[-1]
+        return self.detr_encoder.image_start(_tokens(feats), _tokens(image.pos.to(feats.device, feats.dtype)))
 
     def forward_prompts(self, image: DetectorImageFeatures, text: TextFeatures, boxes: Optional[Tensor] = None,
                         box_labels: Optional[Tensor] = None, box_padding: Optional[Tensor] = None, *,
@@ -139,10 +144,7 @@ class Detector(nn.Module):
         prompt_mask = torch.cat([text.padding_mask.bool().expand(bsz, -1), geo_mask], dim=1)
 
         tokens, tokens_pos = _tokens(feats), _tokens(pos)
-        start = image.encoder_start
-        if start is None:  # computed once per image, not once per prompt row
-            start = self.detr_encoder.image_start(_tokens(fpn[-1]), tokens_pos)
-        memory = self.detr_encoder(tokens, tokens_pos, prompt, prompt_mask, start=start)
+        memory = self.detr_encoder(tokens, tokens_pos, prompt, prompt_mask, start=self._encoder_start(image))
         queries, boxes_cxcywh, presence = self.detr_decoder(memory, tokens_pos, (g_h, g_w), prompt, prompt_mask)
         logits = self.dot_product_scoring(queries, prompt, prompt_mask)
         mask_logits, semantic_logits = self.mask_decoder(queries, memory, list(fpn), prompt, prompt_mask,

@@ -14,6 +14,10 @@ from ..config import TransformerConfig
 from .layers import MLP, Attention
 
 
+_FFN_ROWS = 2592
+"""Row block of the FFN (``MLP.add_into``): half the 72 x 72 image tokens (86 vs 110 ms per FFN at release)."""
+
+
 class EncoderLayer(nn.Module):
     """Pre-norm layer: ``x += SelfAttn(LN1 x)``, ``x += CrossAttn(LN2 x, memory)``, ``x += FFN(LN3 x)``.
 
@@ -27,7 +31,7 @@ class EncoderLayer(nn.Module):
         self.self_attn = Attention(d, cfg.num_heads)
         self.cross_attn = Attention(d, cfg.num_heads)
         self.layer_norm2 = nn.LayerNorm(d)
-        self.mlp = MLP(d, cfg.intermediate_size, d, 2, act="relu", names="fc", row_chunk=2592)
+        self.mlp = MLP(d, cfg.intermediate_size, d, 2, act="relu", names="fc")
         self.layer_norm3 = nn.LayerNorm(d)
 
     def forward(self, x: Tensor, memory: Tensor, *, pos: Optional[Tensor] = None,
@@ -61,7 +65,7 @@ class EncoderLayer(nn.Module):
         h = self.layer_norm2(x)
         keys = memory if memory_pos is None else memory + memory_pos
         x = x + self.cross_attn(h, keys, memory, key_padding_mask=memory_padding_mask)
-        return x + self.mlp(self.layer_norm3(x))
+        return self.mlp.add_into(x, self.layer_norm3(x), rows=_FFN_ROWS)  # x + FFN(LN3 x), in row blocks
 
 
 class DetrEncoder(nn.Module):

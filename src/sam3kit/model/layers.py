@@ -82,7 +82,6 @@ class Attention(nn.Module):
             out = F.scaled_dot_product_attention(qh, kh, vh, attn_mask=mask)
         return self.o_proj(out.transpose(1, 2).reshape(b, nq, self.internal_dim))
 
-
     def _few_keys(self, q: Tensor, k: Tensor, v: Tensor, attn_bias: Optional[Tensor],
                   key_padding_mask: Optional[Tensor]) -> Tensor:
         """The same attention for many queries over few keys (5184 image tokens over a 7-token prompt), with the
@@ -137,14 +136,11 @@ class MLP(nn.Module):
     ``names`` picks the parameter naming of the checkpoint at this call site:
     ``"fc"`` -> fc1, fc2, ...; ``"layer"`` -> layer1, layer2, ...; ``"layers"`` -> layers.0, layers.1, ...;
     ``"sam"`` -> proj_in, layers.0 .. layers.{n-3}, proj_out.
-    ``row_chunk``: without autograd, inputs with more rows than this run in blocks of that many rows (the same
-    values up to rounding; faster when the hidden layer of all rows would not fit in the CPU cache).
     """
 
     def __init__(self, in_dim: int, hidden_dim: int, out_dim: int, num_layers: int, *, act: str = "relu",
-                 names: str = "layer", row_chunk: Optional[int] = None) -> None:
+                 names: str = "layer") -> None:
         super().__init__()
-        self.row_chunk = row_chunk
         dims = [in_dim] + [hidden_dim] * (num_layers - 1) + [out_dim]
         linears = [nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:])]
         self.act = _ACTIVATIONS[act]()
@@ -168,22 +164,22 @@ class MLP(nn.Module):
         return [self.get_submodule(n) for n in self._order]
 
     def forward(self, x: Tensor) -> Tensor:
-        rows = x.numel() // max(x.shape[-1], 1)
-        if self.row_chunk and rows > self.row_chunk and not torch.is_grad_enabled() and x.dim() >= 2:
-            # blocks of rows: the wide hidden activations of a block stay in cache (same values up to rounding)
-            flat = x.reshape(rows, x.shape[-1])
-            parts = [self._layers(flat[i:i + self.row_chunk]) for i in range(0, rows, self.row_chunk)]
-            return torch.cat(parts).view(*x.shape[:-1], -1)
-        return self._layers(x)
+        lins = self.linears()
+        for i, lin in enumerate(lins):
+            x = lin(x)
+            if i < len(lins) - 1:
+                x = self.act(x)
+        return x
 
     def add_into(self, x: Tensor, inp: Tensor, *, rows: int = 576) -> Tensor:
         """``x + self(inp)``, written into ``x`` (a residual stream the caller owns) and returned.
 
         Without autograd, a two-layer MLP runs in blocks of ``rows`` rows through one reused hidden buffer, with
         the activation in place and the second product accumulated straight into ``x``: no full-size hidden
-        activation (98 MB per ViT block at release, twice) is allocated, and the residual sum is not a separate
-        pass. The same values up to rounding. Otherwise (autograd, another depth, layers swapped for other kinds
-        such as int8, a non-contiguous ``x``) it is ``x + self(inp)``, a new tensor.
+        activation (98 MB per ViT block at release, twice) is allocated, the hidden rows of a block stay in the CPU
+        cache, and the residual sum is not a separate pass. The same values up to rounding. Otherwise (autograd,
+        another depth, layers swapped for other kinds such as int8, a non-contiguous ``x``) it is
+        ``x + self(inp)``, a new tensor.
         """
         lins = self.linears()
         plain = len(lins) == 2 and all(isinstance(m, nn.Linear) for m in lins)  # not swapped (int8) layers
@@ -207,14 +203,6 @@ class MLP(nn.Module):
             block_x.addmm_(h, second.weight.t())
             if second.bias is not None:
                 block_x.add_(second.bias)
-        return x
-
-    def _layers(self, x: Tensor) -> Tensor:
-        lins = self.linears()
-        for i, lin in enumerate(lins):
-            x = lin(x)
-            if i < len(lins) - 1:
-                x = self.act(x)
         return x
 
 
