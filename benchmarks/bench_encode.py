@@ -8,9 +8,11 @@ Both in one process, interleaved, same random weights. Accuracy: max abs diff of
 measures its accuracy cost against sam3kit fp32 on the same weights: cosine similarity and max abs diff of the
 ViT output and the neck levels, and downstream a text(+box) prompt (mask IoU, score and box differences) and a
 click (mask IoU, IoU-score differences). ``--image-size`` runs sam3kit at another input resolution (accuracy
-against 1008 is then the downstream agreement, not feature equality).
+against 1008 is then the downstream agreement, not feature equality). ``--floor`` also times the kernel floor
+(``floor.py``: the products, attention calls and convolutions of the encode alone, on preallocated inputs), the
+least time an implementation on torch's kernels can take, as ``ratio_median_kernel-floor``.
 
-    python benchmarks/bench_encode.py [--config tiny] [--fast int8] [--image-size 672]
+    python benchmarks/bench_encode.py [--config tiny] [--fast int8] [--image-size 672] [--floor]
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def main(argv=None) -> dict:
     p.add_argument("--fast", choices=("none", "int8"), default="none", help="also time a fast path (default: none)")
     p.add_argument("--image-size", type=int, default=None, help="also time sam3kit at this input size")
     p.add_argument("--no-reference", action="store_true", help="skip transformers (fast-path accuracy only)")
+    p.add_argument("--floor", action="store_true", help="also time the kernel floor (floor.py)")
     args = p.parse_args(argv)
     common.setup(args)
     cfg = common.config(args.config)
@@ -108,6 +111,10 @@ def main(argv=None) -> dict:
         fast_model = quantize_int8(shared_copy(model), Int8Options())
         extra["int8_build_s"] = round(time.perf_counter() - t0, 2)
         fns["sam3kit-int8"] = lambda: fast_model.encode_image(pixels, detector=True)
+    if args.floor:
+        from floor import kernel_floor
+
+        fns["kernel-floor"] = kernel_floor(model, pixels)
     size_model = None
     if args.image_size:
         size_model = shared_copy(model, args.image_size)
@@ -143,6 +150,8 @@ def main(argv=None) -> dict:
         for name in fns:
             if name not in ("sam3kit", "transformers"):
                 extra[f"ratio_median_{name}"] = common.ratio(timings[name], timings["transformers"])
+        if "kernel-floor" in fns:
+            extra["ratio_median_sam3kit_over_floor"] = common.ratio(timings["sam3kit"], timings["kernel-floor"])
         if "sam3kit-int8" in fns:
             r = extra["ratio_median_sam3kit-int8"]
             extra["int8_target_ratio"], extra["int8_target_met"] = TARGETS["int8"], r <= TARGETS["int8"]

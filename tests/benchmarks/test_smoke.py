@@ -38,7 +38,7 @@ def _records(out: Path) -> list[dict]:
 def test_encode_and_prompts(tmp_path):
     out = tmp_path / "r.jsonl"
     extra = ["--fast", "int8"] if importlib.util.find_spec("onnxruntime") else []
-    _script("bench_encode").main(FAST + ["--out", str(out), "--image-size", "56"] + extra)
+    _script("bench_encode").main(FAST + ["--out", str(out), "--image-size", "56", "--floor"] + extra)
     _script("bench_prompt").main(FAST + ["--out", str(out)])
     recs = _records(out)
     assert [r["bench"] for r in recs] == ["a_vision_encode", "b_text_prompt_cached", "c_click_cached"]
@@ -50,6 +50,7 @@ def test_encode_and_prompts(tmp_path):
     assert max(v for k, v in b["accuracy"].items() if k.endswith("diff")) <= 1e-4
     assert max(v for k, v in c["accuracy"].items() if k.endswith("diff")) <= 1e-4
     assert "56px" in a["accuracy"]
+    assert {"kernel-floor"} <= set(a["timings"]) and a["ratio_median_kernel-floor"] > 0
     if extra:
         assert a["accuracy"]["int8"]["trunk_cosine"] > 0.999
 
