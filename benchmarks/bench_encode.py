@@ -10,7 +10,8 @@ ViT output and the neck levels, and downstream a text(+box) prompt (mask IoU, sc
 click (mask IoU, IoU-score differences). ``--image-size`` runs sam3kit at another input resolution (accuracy
 against 1008 is then the downstream agreement, not feature equality). ``--floor`` also times the kernel floor
 (``floor.py``: the products, attention calls and convolutions of the encode alone, on preallocated inputs), the
-least time an implementation on torch's kernels can take, as ``ratio_median_kernel-floor``.
+least time an implementation on torch's kernels can take, as ``ratio_median_kernel-floor`` (with ``--fast int8``
+also the int8 path's floor, ``ratio_median_kernel-floor-int8``).
 
     python benchmarks/bench_encode.py [--config tiny] [--fast int8] [--image-size 672] [--floor]
 """
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import torch  # noqa: E402
 
 import common  # noqa: E402
+from floor import kernel_floor  # noqa: E402
 
 TARGETS = {"fp32": 0.85, "int8": 0.45}
 
@@ -111,9 +113,9 @@ def main(argv=None) -> dict:
         fast_model = quantize_int8(shared_copy(model), Int8Options())
         extra["int8_build_s"] = round(time.perf_counter() - t0, 2)
         fns["sam3kit-int8"] = lambda: fast_model.encode_image(pixels, detector=True)
+        if args.floor:
+            fns["kernel-floor-int8"] = kernel_floor(fast_model, pixels)
     if args.floor:
-        from floor import kernel_floor
-
         fns["kernel-floor"] = kernel_floor(model, pixels)
     size_model = None
     if args.image_size:
@@ -152,6 +154,9 @@ def main(argv=None) -> dict:
                 extra[f"ratio_median_{name}"] = common.ratio(timings[name], timings["transformers"])
         if "kernel-floor" in fns:
             extra["ratio_median_sam3kit_over_floor"] = common.ratio(timings["sam3kit"], timings["kernel-floor"])
+        if "kernel-floor-int8" in fns:
+            extra["ratio_median_sam3kit-int8_over_floor"] = common.ratio(timings["sam3kit-int8"],
+                                                                          timings["kernel-floor-int8"])
         if "sam3kit-int8" in fns:
             r = extra["ratio_median_sam3kit-int8"]
             extra["int8_target_ratio"], extra["int8_target_met"] = TARGETS["int8"], r <= TARGETS["int8"]

@@ -10,6 +10,10 @@ heavy calls of ``Sam3Model.encode_image(pixels, detector=True)``:
 - per block: torch's fused attention over the windows (window blocks) or the whole grid (global blocks);
 - the three detector-neck levels (4g, 2g, g), as the modules run them.
 
+For a model whose ViT Linear layers were swapped for int8 ones (``sam3kit.speed.quantize_int8``) the projections
+and MLP products are those layers' own calls (ONNX Runtime's dynamic-quantization GEMM, activation quantization
+included), so the same function gives the floor of the int8 path.
+
 Everything else a real encode needs is left out: LayerNorms, GELU, RoPE, residual sums, window partitioning,
 head reshapes, Python between the calls. The inputs are random tensors of the right shapes (speed does not depend
 on the values), so the result is meaningless; only its time is used. It is an optimistic lower bound for an
@@ -49,11 +53,19 @@ def kernel_floor(model, pixels: torch.Tensor) -> Callable[[], None]:
         for layer in vit.layers:
             att, mlp = layer.attention, layer.mlp
             for lin in (att.q_proj, att.k_proj, att.v_proj, att.o_proj):
-                torch.addmm(lin.bias, tokens, lin.weight.t(), out=proj_out)
+                _product(lin, tokens, proj_out)
             F.scaled_dot_product_attention(*(win_qkv if layer.window_size > 0 else glob_qkv))
-            torch.addmm(mlp.fc1.bias, tokens, mlp.fc1.weight.t(), out=hidden)
-            torch.addmm(mlp.fc2.bias, hidden, mlp.fc2.weight.t(), out=proj_out)
+            _product(mlp.fc1, tokens, hidden)
+            _product(mlp.fc2, hidden, proj_out)
         for k in (0, 1, 2):
             neck.fpn_layers[k](trunk)
 
     return run
+
+
+def _product(lin: torch.nn.Module, x: torch.Tensor, out: torch.Tensor) -> None:
+    """``lin(x)``: into ``out`` for an ``nn.Linear``; a swapped layer (int8) runs its own call."""
+    if type(lin) is torch.nn.Linear:
+        torch.addmm(lin.bias, x, lin.weight.t(), out=out)
+    else:
+        lin(x)

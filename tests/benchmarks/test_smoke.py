@@ -53,6 +53,7 @@ def test_encode_and_prompts(tmp_path):
     assert {"kernel-floor"} <= set(a["timings"]) and a["ratio_median_kernel-floor"] > 0
     if extra:
         assert a["accuracy"]["int8"]["trunk_cosine"] > 0.999
+        assert a["ratio_median_kernel-floor-int8"] > 0
 
 
 def test_load_and_memory(tmp_path):

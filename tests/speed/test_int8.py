@@ -63,6 +63,42 @@ def test_int8_linear_without_bias():
         assert _cos(q(x), lin(x)) > 0.999
 
 
+def test_int8_linear_writes_into_out():
+    lin = nn.Linear(24, 40)
+    q = Int8Linear(lin, threads=1)
+    x = torch.randn(9, 24, generator=torch.Generator().manual_seed(0))
+    out = torch.full((9, 40), float("nan"))
+    with torch.inference_mode():
+        assert q(x, out=out) is out
+        assert torch.equal(out, q(x))  # the same call, the same quantization, the same bits
+        for bad in (torch.empty(9, 41), torch.empty(40, 9).t(), torch.empty(9, 40, dtype=torch.float64)):
+            with pytest.raises(InputError, match="out must be a contiguous float32"):
+                q(x, out=bad)
+
+
+@pytest.mark.parametrize("rows", [64, 7])
+def test_int8_mlp_add_into_is_the_blockwise_residual_sum(rows):
+    """``MLP.add_into`` with int8 layers: ``x + mlp(inp)`` over blocks of ``block_rows`` rows (activations are
+    quantized per call, so each block is compared with the plain MLP applied to that block alone)."""
+    from sam3kit.model.layers import MLP
+    from sam3kit.speed.int8 import swap_linears
+
+    g = torch.Generator().manual_seed(1)
+    mlp = MLP(16, 48, 16, 2, act="gelu", names="fc").eval()
+    with torch.no_grad():
+        for p in mlp.parameters():
+            p.copy_(torch.randn(p.shape, generator=g) * 0.2)
+    assert swap_linears(mlp, threads=1) == 2
+    for lin in mlp.linears():
+        lin.block_rows = rows  # 30 rows: one block (64), or blocks of 7 with a short last one
+    x, inp = torch.randn(2, 15, 16, generator=g), torch.randn(2, 15, 16, generator=g)
+    with torch.inference_mode():
+        flat_x, flat_in = x.view(30, 16), inp.view(30, 16)
+        want = torch.cat([flat_x[i:i + rows] + mlp(flat_in[i:i + rows]) for i in range(0, 30, rows)]).view_as(x)
+        got = mlp.add_into(x.clone(), inp, rows=1)  # block_rows raises the caller's rows
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_quantized_model_stays_close_to_fp32(seed):
     cfg = Sam3Config.tiny()

@@ -177,22 +177,29 @@ class MLP(nn.Module):
         Without autograd, a two-layer MLP runs in blocks of ``rows`` rows through one reused hidden buffer, with
         the activation in place and the second product accumulated straight into ``x``: no full-size hidden
         activation (98 MB per ViT block at release, twice) is allocated, the hidden rows of a block stay in the CPU
-        cache, and the residual sum is not a separate pass. The same values up to rounding. Otherwise (autograd,
-        another depth, layers swapped for other kinds such as int8, a non-contiguous ``x``) it is
+        cache, and the residual sum is not a separate pass. The same values up to rounding. Layers swapped for
+        another kind (int8) take part when they can write into a given tensor (``layer(x, out=...)``, and a
+        ``block_rows`` attribute: the least rows per call worth making); their second product goes through a
+        second reused buffer. Otherwise (autograd, another depth, other layers, a non-contiguous ``x``) it is
         ``x + self(inp)``, a new tensor.
         """
         lins = self.linears()
-        plain = len(lins) == 2 and all(isinstance(m, nn.Linear) for m in lins)  # not swapped (int8) layers
-        if not plain or not x.is_contiguous() or needs_autograd(x, inp, *(p for m in lins for p in m.parameters())):
+        if (len(lins) != 2 or not all(_writes_into(m) for m in lins) or not x.is_contiguous()
+                or needs_autograd(x, inp, *(p for m in lins for p in m.parameters()))):
             return x + self(inp)
         first, second = lins
+        rows = max([rows] + [getattr(m, "block_rows", 0) for m in lins])
         n = x.numel() // max(x.shape[-1], 1)
         flat_x, flat_in = x.view(n, x.shape[-1]), inp.reshape(n, inp.shape[-1])
         hidden = torch.empty(min(rows, n), first.out_features, dtype=x.dtype, device=x.device)
+        outs = None if type(second) is nn.Linear else torch.empty(min(rows, n), x.shape[-1], dtype=x.dtype,
+                                                                   device=x.device)
         for i in range(0, n, rows):
             block_in, block_x = flat_in[i:i + rows], flat_x[i:i + rows]
             h = hidden[:block_in.shape[0]]
-            if first.bias is None:
+            if type(first) is not nn.Linear:
+                first(block_in, out=h)
+            elif first.bias is None:
                 torch.mm(block_in, first.weight.t(), out=h)
             else:
                 torch.addmm(first.bias, block_in, first.weight.t(), out=h)
@@ -200,10 +207,18 @@ class MLP(nn.Module):
                 torch.ops.aten.gelu_(h, approximate=self.act.approximate)
             else:
                 torch.relu_(h)
+            if outs is not None:
+                block_x.add_(second(h, out=outs[:h.shape[0]]))
+                continue
             block_x.addmm_(h, second.weight.t())
             if second.bias is not None:
                 block_x.add_(second.bias)
         return x
+
+
+def _writes_into(layer: nn.Module) -> bool:
+    """A plain ``nn.Linear``, or a swapped layer that can write into a given tensor (``block_rows`` marks it)."""
+    return type(layer) is nn.Linear or hasattr(layer, "block_rows")
 
 
 class LayerNorm2d(nn.Module):
