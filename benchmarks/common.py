@@ -142,6 +142,23 @@ def ratio(a: dict[str, Any], b: dict[str, Any], key: str = "median_s") -> float:
     return a[key] / b[key]
 
 
+def paired_ratios(timings: dict[str, dict[str, Any]], ref: str = "transformers") -> dict[str, float]:
+    """Per implementation, the median over rounds of its time (or memory) divided by ``ref``'s in the same round.
+
+    The runs are interleaved, so a round's two values were taken minutes apart at most: when the machine's speed
+    drifts during a run (it does here, by 10-20 %), this is steadier than the ratio of the medians."""
+    if ref not in timings:
+        return {}
+    out = {}
+    for name, t in timings.items():
+        key = "all_s" if "all_s" in t else "all_mb"
+        base = timings[ref].get(key)
+        if name == ref or not base or len(t.get(key, ())) != len(base):
+            continue
+        out[name] = statistics.median(a / b for a, b in zip(t[key], base))
+    return out
+
+
 # ---------------------------------------------------------------------- models
 def config(name: str):
     from sam3kit.config import Sam3Config
@@ -272,6 +289,7 @@ def finish(args, bench: str, timings: dict[str, dict], env: dict, *, target: Opt
     record = {
         "bench": bench, "config": args.config, **env, "load_avg_1m_end": load_average(),
         "dtype": extra.pop("dtype", "float32"), "timings": timings, "ratio_median": r,
+        "ratio_paired": paired_ratios(timings, ref),
         "target_ratio": target, "target_met": (r is not None and target is not None and r <= target),
         "accuracy": accuracy, "peak_rss_mb_process": peak_rss_mb(), **extra, "note": args.note,
     }

@@ -27,8 +27,18 @@ def _script(name: str):
 
 
 FAST = ["--reps", "1", "--warmup", "0", "--max-load", "1000", "--config", "tiny", "--threads", "1"]
-RECORD_KEYS = {"bench", "commit", "versions", "threads", "dtype", "timings", "ratio_median", "target_ratio",
-               "accuracy", "peak_rss_mb_process", "load_avg_1m_start"}
+RECORD_KEYS = {"bench", "commit", "versions", "threads", "dtype", "timings", "ratio_median", "ratio_paired",
+               "target_ratio", "accuracy", "peak_rss_mb_process", "load_avg_1m_start"}
+
+
+def test_paired_ratios_pair_each_round():
+    """A machine that slows down mid-run: the per-round ratios stay put where the ratio of medians does not."""
+    common = _script("common")
+    timings = {"transformers": {"all_s": [10.0, 20.0, 40.0]}, "sam3kit": {"all_s": [9.0, 16.0, 40.0]},
+               "short": {"all_s": [1.0]}, "memory": {"all_mb": [5.0, 5.0, 5.0]}}
+    got = common.paired_ratios(timings)
+    assert got == {"sam3kit": 0.9}  # rounds 0.9, 0.8, 1.0; unequal lengths and other units are left out
+    assert common.paired_ratios({"sam3kit": {"all_s": [1.0]}}) == {}
 
 
 def _records(out: Path) -> list[dict]:
