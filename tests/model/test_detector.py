@@ -318,3 +318,34 @@ def test_precomputed_image_terms_give_the_same_outputs(models):
         with torch.no_grad():
             no_masks = ours.with_image_terms(image, masks=False)
         assert no_masks.seg_terms is None and torch.equal(no_masks.encoder_start, prepared.encoder_start)
+
+
+def test_detr_encoder_ffn_runs_in_row_blocks(models, monkeypatch):
+    """Image tokens are the flattened (B, d, h, w) map: a transposed view when the map is stored channels-first
+    (features from a file, from transformers), a contiguous one when channels-last (our necks). The encoder's
+    residual stream must be contiguous at every FFN either way, or ``MLP.add_into`` silently falls back to
+    ``x + mlp(x)`` (full-size hidden activations). With and without the cached encoder start, one image and two."""
+    from dataclasses import replace
+
+    from sam3kit.model.layers import MLP
+
+    cfg, ours, hf = _randomize(models, 3)
+    seen = []
+    add_into = MLP.add_into
+
+    def spy(self, x, inp, **kw):
+        if any(self is layer.mlp for layer in ours.detr_encoder.layers):
+            seen.append(x.is_contiguous())
+        return add_into(self, x, inp, **kw)
+
+    monkeypatch.setattr(MLP, "add_into", spy)
+    runs = 0
+    for n_images in (1, 2):
+        _, image, text, _ = _inputs(cfg, hf, 3, n_images, [4, 6])
+        for layout in (torch.contiguous_format, torch.channels_last):
+            image = replace(image, fpn=[t.contiguous(memory_format=layout) for t in image.fpn])
+            with torch.inference_mode():
+                for feats in (image, ours.with_image_terms(image)):
+                    ours.forward_prompts(feats, text, _boxes(3, 2, 1))
+                    runs += 1
+    assert len(seen) == runs * len(ours.detr_encoder.layers) and all(seen), seen

@@ -81,8 +81,10 @@ class DetrEncoder(nn.Module):
     def image_start(self, image: Tensor, pos: Tensor) -> Tensor:
         """The prompt-independent start of the encoder: the first layer's self-attention over the image tokens
         (the prompt enters at its cross-attention). (B, HW, d) -> (B, HW, d); pass it to ``forward`` as ``start``
-        to reuse it for every prompt on these images."""
-        return self.layers[0].self_attention(image, pos=pos)
+        to reuse it for every prompt on these images. The result is contiguous whatever the layout of ``image``
+        (the flattened tokens of a (B, d, h, w) map are a transposed view, and every later residual sum would keep
+        that layout, which sends the FFN's ``MLP.add_into`` to its slower fallback)."""
+        return self.layers[0].self_attention(image, pos=pos).contiguous()
 
     def forward(self, image: Tensor, pos: Tensor, prompt: Tensor, prompt_padding_mask: Tensor, *,
                 start: Optional[Tensor] = None) -> Tensor:
@@ -98,7 +100,7 @@ class DetrEncoder(nn.Module):
             (B, HW, d) encoded image tokens ("memory").
         """
         first, *rest = self.layers
-        x = self.image_start(image, pos) if start is None else start.expand(image.shape[0], -1, -1)
+        x = self.image_start(image, pos) if start is None else start.expand(image.shape[0], -1, -1).contiguous()
         x = first.after_self_attention(x, prompt, memory_padding_mask=prompt_padding_mask)
         for layer in rest:
             x = layer(x, prompt, pos=pos, memory_padding_mask=prompt_padding_mask)
