@@ -69,6 +69,9 @@ def test_disk_cache_survives_and_rejects_bad_entries(model, tmp_path, caplog):
     p2 = ImagePredictor(model, cache=EncodingCache(directory=tmp_path))
     p2.set_image(_img(7))
     assert counter.calls == 1 and torch.equal(p2._trunk, ref)
+    # stored channels-first, restored to the layout the ViT returns (the necks' fast layout)
+    for pred in (p, p2):
+        assert pred._trunk.is_contiguous(memory_format=torch.channels_last)
     # truncated entry: ignored, recomputed, rewritten
     data = files[0].read_bytes()
     files[0].write_bytes(data[: len(data) // 2])
