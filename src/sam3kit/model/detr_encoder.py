@@ -100,7 +100,7 @@ class DetrEncoder(nn.Module):
             (B, HW, d) encoded image tokens ("memory").
         """
         first, *rest = self.layers
-        x = self.image_start(image, pos) if start is None else start.expand(image.shape[0], -1, -1).contiguous()
+        x = self.image_start(image, pos) if start is None else start.expand(image.shape[0], -1, -1)
         x = first.after_self_attention(x, prompt, memory_padding_mask=prompt_padding_mask)
         for layer in rest:
             x = layer(x, prompt, pos=pos, memory_padding_mask=prompt_padding_mask)
