@@ -164,14 +164,16 @@ def main(argv=None) -> dict:
 
 
 def shared_copy(model, size=None):
-    """A second model object sharing ``model``'s weight tensors (no copy), optionally for another input size."""
+    """A second model object sharing ``model``'s weight tensors (no copy), optionally for another input size, with
+    the default speed features of ``sam3kit.load`` (the CPU set on the CPU), as ``common.random_model``."""
     from sam3kit.model.sam3 import Sam3Model
+    from sam3kit.speed import SpeedOptions, apply_speed
 
     cfg = model.config if size is None else model.config.with_image_size(size)
     with torch.device("meta"):
         m = Sam3Model(cfg)
     m.load_state_dict(model.state_dict(), strict=True, assign=True)
-    return m.eval()
+    return apply_speed(m.eval(), SpeedOptions())
 
 
 if __name__ == "__main__":

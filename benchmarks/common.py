@@ -191,9 +191,12 @@ def randomize(model: torch.nn.Module, seed: int, std: float = 0.02) -> torch.nn.
 
 
 def random_model(cfg, seed: int):
+    """A random-weight model with the speed features ``sam3kit.load`` applies by default (the CPU set on the CPU),
+    so that the benchmarks time the path users get."""
     from sam3kit.model.sam3 import Sam3Model
+    from sam3kit.speed import SpeedOptions, apply_speed
 
-    return randomize(Sam3Model(cfg), seed).eval().requires_grad_(False)
+    return apply_speed(randomize(Sam3Model(cfg), seed).eval().requires_grad_(False), SpeedOptions())
 
 
 def hf_state(model) -> dict[str, torch.Tensor]:
@@ -264,7 +267,6 @@ def hf_tracker(model):
             sd["vision_encoder.backbone." + k[len("detector_model.vision_encoder.backbone."):]] = v
         elif k.startswith("tracker_neck."):
             sd["vision_encoder.neck." + k[len("tracker_neck."):]] = v
-    sd["shared_image_embedding.positional_embedding"] = ours["tracker_model.prompt_encoder.shared_embedding.positional_embedding"]
     hf_keys = set(hf.state_dict())
     _share_weights(hf, {k: v for k, v in sd.items() if k in hf_keys}, strict=True)
     return hf

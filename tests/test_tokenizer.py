@@ -154,3 +154,10 @@ def test_missing_or_broken_files(tmp_path):
     (tmp_path / "tokenizer.json").write_text("{not json")
     with pytest.raises(CheckpointError, match="cannot read"):
         Sam3Tokenizer.from_dir(tmp_path)
+
+
+def test_bad_arguments_are_input_errors():
+    with pytest.raises(InputError, match="context_length must be an int of at least 2"):
+        Sam3Tokenizer.default(context_length=1)
+    with pytest.raises(InputError, match="give tokenizer_json, or both vocab and merges"):
+        Sam3Tokenizer.from_files(vocab="vocab.json")

@@ -6,19 +6,32 @@
     predictor.set_image("photo.jpg")
     found = predictor.segment(text="yellow school bus")      # every instance: masks, boxes, scores
     obj = predictor.predict(points=[[320, 240]])             # one object from a click: 3 masks + IoU
+
+Batches have their own calls, each returning a list: ``set_images`` + ``segment_batch``, ``predict_batch``.
+``ImageEncoder`` (with an ``EncodingCache``) is the image-encoding service that predictors, video sessions and
+servers share.
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "ImagePredictor", "PredictOptions", "Sam3Config", "Sam3Model", "SegmentResult", "PredictResult",
-           "Sam3Error", "CheckpointError", "InputError", "ImageError", "__version__"]
+__all__ = ["load", "ImagePredictor", "PredictOptions", "SegmentOptions", "ImageEncoder", "EncoderOptions",
+           "ImageState", "EncodingCache", "ImageTransform", "SpeedOptions", "Sam3Config", "Sam3Model",
+           "SegmentResult", "PredictResult", "Sam3Error", "CheckpointError", "InputError", "ImageError",
+           "__version__"]
 
 _LAZY = {
     "load": ("sam3kit.loading", "load"),
     "ImagePredictor": ("sam3kit.pipelines.image", "ImagePredictor"),
     "PredictOptions": ("sam3kit.pipelines.image", "PredictOptions"),
+    "SegmentOptions": ("sam3kit.pipelines.image", "SegmentOptions"),
+    "ImageEncoder": ("sam3kit.pipelines.encoding", "ImageEncoder"),
+    "EncoderOptions": ("sam3kit.pipelines.encoding", "EncoderOptions"),
+    "ImageState": ("sam3kit.pipelines.encoding", "ImageState"),
+    "EncodingCache": ("sam3kit.pipelines.cache", "EncodingCache"),
+    "SpeedOptions": ("sam3kit.speed.options", "SpeedOptions"),
+    "ImageTransform": ("sam3kit.pipelines.coords", "ImageTransform"),
     "Sam3Config": ("sam3kit.config", "Sam3Config"),
     "Sam3Model": ("sam3kit.model.sam3", "Sam3Model"),
     "SegmentResult": ("sam3kit.pipelines.results", "SegmentResult"),

@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from .errors import CheckpointError
+from .errors import CheckpointError, InputError
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ class Sam3Config:
 
     @classmethod
     def tiny(cls, d: int = 64, with_tracker: bool = True) -> "Sam3Config":
-        """A tiny random-weight configuration for tests (112 px input, 8x8 patch grid, runs in milliseconds)."""
+        """A tiny random-weight configuration for tests (112 px input, 8x8 patch grid)."""
         tconf = TransformerConfig(hidden_size=d, num_layers=1, num_heads=2, intermediate_size=2 * d)
         det = DetectorConfig(
             vit=ViTConfig(hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2, image_size=112,
@@ -188,13 +188,18 @@ class Sam3Config:
     # ------------------------------------------------------------------ HF config.json
     @classmethod
     def from_hf_dict(cls, d: dict[str, Any]) -> "Sam3Config":
-        """Read a Hugging Face ``config.json`` dict (``sam3_video`` or ``sam3``)."""
+        """Read a Hugging Face ``config.json`` dict (``sam3_video`` or ``sam3``). Raises CheckpointError."""
+        if not isinstance(d, dict):
+            raise CheckpointError(f"config.json must hold a JSON object, got a {type(d).__name__}")
         mt = d.get("model_type")
-        if mt == "sam3_video":
-            return cls(detector=_detector_from_hf(d.get("detector_config") or {}),
-                       tracker=_tracker_from_hf(d.get("tracker_config") or {}))
-        if mt == "sam3":
-            return cls(detector=_detector_from_hf(d), tracker=None)
+        try:
+            if mt == "sam3_video":
+                return cls(detector=_detector_from_hf(d.get("detector_config") or {}),
+                           tracker=_tracker_from_hf(d.get("tracker_config") or {}))
+            if mt == "sam3":
+                return cls(detector=_detector_from_hf(d), tracker=None)
+        except (AttributeError, TypeError, ValueError) as e:  # a section that is not an object, a field of bad type
+            raise CheckpointError(f"config.json (model_type {mt!r}) is not a valid SAM 3 configuration: {e}") from e
         if mt in ("sam3_tracker", "sam3_tracker_video"):
             raise CheckpointError(
                 f"config.json has model_type {mt!r}: a tracker-only checkpoint has no detector. sam3kit loads the "
@@ -225,7 +230,7 @@ class Sam3Config:
         vit = self.detector.vit
         step = vit.patch_size * vit.window_size
         if not isinstance(size, int) or isinstance(size, bool) or size <= 0 or size % step:
-            raise ValueError(f"image size must be a positive multiple of patch_size x window_size = {step} "
+            raise InputError(f"image size must be a positive multiple of patch_size x window_size = {step} "
                              f"(e.g. {step}, {2 * step}, {3 * step}), got {size!r}")
         det = dataclasses.replace(self.detector, vit=dataclasses.replace(vit, image_size=size))
         trk = None if self.tracker is None else dataclasses.replace(self.tracker, image_size=size)

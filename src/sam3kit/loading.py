@@ -10,8 +10,9 @@ import logging
 import torch
 
 from .config import Sam3Config
-from .errors import CheckpointError
+from .errors import CheckpointError, InputError
 from .model.sam3 import Sam3Model
+from .speed.options import SpeedOptions, apply_speed
 
 log = logging.getLogger(__name__)
 
@@ -20,14 +21,15 @@ _DTYPES = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float1
 
 
 def parse_dtype(dtype: Union[str, torch.dtype]) -> torch.dtype:
+    """A ``torch.dtype`` from a dtype or its name ("fp32", "float16", "bf16", ...); InputError for anything else."""
     if isinstance(dtype, torch.dtype):
         if dtype not in _DTYPES.values():
-            raise ValueError(f"unsupported dtype {dtype}; use float32, float16 or bfloat16")
+            raise InputError(f"unsupported dtype {dtype}; use float32, float16 or bfloat16")
         return dtype
     try:
         return _DTYPES[str(dtype).lower()]
     except KeyError:
-        raise ValueError(f"unknown dtype {dtype!r}; use one of fp32, fp16, bf16") from None
+        raise InputError(f"unknown dtype {dtype!r}; use one of fp32, fp16, bf16") from None
 
 
 def resolve(source: Union[str, Path], *, token: Optional[str] = None, revision: Optional[str] = None) -> Path:
@@ -42,13 +44,10 @@ def resolve(source: Union[str, Path], *, token: Optional[str] = None, revision: 
     raise CheckpointError(f"{source}: no such file or directory, and not a Hugging Face Hub id (owner/name)")
 
 
-FAST_MODES = ("int8",)
-
-
 def load(source: Union[str, Path], *, device: Union[str, torch.device] = "cpu",
          dtype: Union[str, torch.dtype] = torch.float32, config: Optional[Sam3Config] = None,
          token: Optional[str] = None, revision: Optional[str] = None, image_size: Optional[int] = None,
-         fast: Optional[str] = None) -> Sam3Model:
+         fast: Union[None, str, SpeedOptions] = None) -> Sam3Model:
     """Load SAM 3 strictly from a directory (HF ``facebook/sam3`` layout or ``Sam3Model.save_pretrained``), a
     ``.safetensors`` or official ``sam3.pt`` file, or a Hub id. The tokenizer files beside the weights (if any)
     are attached as ``model.tokenizer``.
@@ -58,11 +57,13 @@ def load(source: Union[str, Path], *, device: Union[str, torch.device] = "cpu",
         dtype: float32 (default), float16 or bfloat16 (half precision is meant for CUDA).
         config: architecture override; by default ``config.json`` beside the weights, else the released config.
         image_size: run at another input resolution, a multiple of 336 (README "Speed": faster, less accurate).
-        fast: "int8" = int8 Linear layers in the ViT on the CPU (``sam3kit.speed.quantize_int8``; needs
-            ``sam3kit[fast]``); None (default) = the exact fp32 model.
+        fast: the speed features, a ``sam3kit.speed.SpeedOptions``. None (default) = ``SpeedOptions()``: on the
+            CPU the CPU speed set (``sam3kit.speed.apply_cpu_kernels``: the same numbers up to rounding), elsewhere
+            the plain model; ``SpeedOptions(cpu_kernels=False)`` keeps the plain model on the CPU too (for
+            ``torch.compile`` or an exporter). "int8" = ``SpeedOptions(int8=True)``: int8 Linear layers in the ViT
+            on the CPU (``sam3kit.speed.quantize_int8``; needs ``sam3kit[fast]``).
     """
-    if fast is not None and fast not in FAST_MODES:
-        raise ValueError(f"unknown fast mode {fast!r}; use one of {FAST_MODES} or None")
+    options = SpeedOptions.parse(fast)
     from .weights.loader import load_model
     from .weights.reader import locate
 
@@ -71,11 +72,7 @@ def load(source: Union[str, Path], *, device: Union[str, torch.device] = "cpu",
     files = locate(path)
     model.tokenizer = _find_tokenizer(files.root)
     model.fingerprint = _fingerprint(files.weights, model)
-    if fast == "int8":
-        from .speed.int8 import quantize_int8
-
-        quantize_int8(model)
-    return model
+    return apply_speed(model, options)
 
 
 def _fingerprint(files: list[Path], model: Sam3Model) -> str:

@@ -1,4 +1,5 @@
-"""The SAM 3 text tokenizer: CLIP byte-level BPE with the official cleaning, context 32 (design §4.1).
+"""The SAM 3 text tokenizer: CLIP byte-level BPE with the official cleaning, context 32 (the official
+``SimpleTokenizer`` of the SAM 3 package, which the model was trained with).
 
 The vocabulary and merges are read from the checkpoint's own tokenizer files (``tokenizer.json``, or
 ``vocab.json`` + ``merges.txt``) with the ``tokenizers`` library. Everything around the BPE follows the official
@@ -54,7 +55,7 @@ _WHITESPACE = re.compile(r"[^\S\x1c-\x1f]+")
 
 def clean_text(text: str) -> str:
     """The official text cleaning: ftfy, HTML unescape (twice), whitespace collapse, strip, lowercase."""
-    import ftfy  # imported on first use: 60 ms that loading a model does not need
+    import ftfy  # imported on first use: loading a model does not need it
 
     text = html.unescape(html.unescape(ftfy.fix_text(text))).strip()
     return _WHITESPACE.sub(" ", text).strip().lower()
@@ -68,10 +69,10 @@ class Sam3Tokenizer:
 
     def __init__(self, bpe: Union[BPE, Callable[[], BPE]], start_id: int, end_id: int, *,
                  context_length: int = CONTEXT_LENGTH) -> None:
-        """``bpe``: the BPE model, or a function that builds it on first use (``default`` defers the 0.3 s it
-        takes to build the bundled vocabulary until a text is encoded)."""
-        if context_length < 2:
-            raise ValueError(f"context_length must be at least 2, got {context_length}")
+        """``bpe``: the BPE model, or a function that builds it on first use (``default`` defers building the
+        bundled vocabulary until a text is encoded)."""
+        if not isinstance(context_length, int) or isinstance(context_length, bool) or context_length < 2:
+            raise InputError(f"context_length must be an int of at least 2 (32 for SAM 3), got {context_length!r}")
         self._bpe_model: Optional[BPE] = None if callable(bpe) and not isinstance(bpe, BPE) else bpe
         self._bpe_factory = bpe if self._bpe_model is None else None
         self._split = pre_tokenizers.Sequence([
@@ -122,7 +123,8 @@ class Sam3Tokenizer:
             ids = bpe.token_to_id(START_TOKEN), bpe.token_to_id(END_TOKEN)
             source = f"{vocab}, {merges}"
         else:
-            raise ValueError("give tokenizer_json, or both vocab and merges")
+            raise InputError("give tokenizer_json, or both vocab and merges (the tokenizer files of a checkpoint "
+                             f"directory); got tokenizer_json={tokenizer_json!r}, vocab={vocab!r}, merges={merges!r}")
         if bpe.end_of_word_suffix != "</w>":
             raise CheckpointError(f"{source}: BPE end_of_word_suffix is {bpe.end_of_word_suffix!r}, expected '</w>' "
                                   "(the CLIP vocabulary)")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -20,6 +19,7 @@ import sam3kit
 from sam3kit.ops.components import fill_small_regions
 from sam3kit.pipelines.postprocess import upsample_logits
 from sam3kit.pipelines.preprocess import preprocess
+from sam3kit.pipelines.text import trim_padding
 from sam3kit.tokenizer import Sam3Tokenizer
 
 from fixtures.tokenizer_files import write_sam3_tokenizer_files
@@ -76,9 +76,9 @@ def test_preprocessing(cases):
 
 def test_backbone_and_both_necks(model, cases):
     with torch.inference_mode():
-        trunk = model.detector_model.vision_encoder.backbone(cases["image1_pixel_values"])
+        trunk = model.image_trunk(cases["image1_pixel_values"])
         close("vit output", trunk, cases["b_vit_out"])
-        det = model.detector_model.vision_encoder.features_from_trunk(trunk)
+        det = model.detector_features(trunk, image_terms=False)
         for i in range(3):
             close(f"detector neck level {i}", det.fpn[i], cases[f"b_det_fpn{i}"])
         close("sine position of the g x g level", det.pos, cases["b_pos_enc2"][0])
@@ -100,11 +100,13 @@ def test_token_ids(tokenizer, cases):
 def test_text_features(model, tokenizer, cases):
     ids, pad = tokenizer(["a cat"])
     with torch.inference_mode():
-        tf = model.detector_model.encode_text(ids, pad, trim=False)
-        trimmed = model.detector_model.encode_text(ids, pad)
+        tf = model.encode_text(ids, pad)
+        trimmed = model.encode_text(*trim_padding(ids, pad))  # what the pipelines give the model
+    L = tf.features.shape[1]  # the model encodes what it is given
     valid = ~cases["c_a_cat_language_mask"][0]
-    assert torch.equal(tf.padding_mask[0], cases["c_a_cat_language_mask"][0])
-    close("text features (valid tokens)", tf.features[0][valid], cases["c_a_cat_language_features"][:, 0][valid])
+    assert torch.equal(tf.padding_mask[0], cases["c_a_cat_language_mask"][0][:L])
+    close("text features (valid tokens)", tf.features[0][valid[:L]],
+          cases["c_a_cat_language_features"][:L, 0][valid[:L]])
     n = trimmed.features.shape[1]
     assert n == int(valid.nonzero().max()) + 1 and bool(valid[:n].all())
     close("text features (trimmed)", trimmed.features[0], cases["c_a_cat_language_features"][:n, 0])
@@ -128,10 +130,9 @@ def test_detector_raw_outputs(model, tokenizer, cases, case):
     ids, pad = tokenizer([text])
     with torch.inference_mode():
         feats = model.encode_image(pixels)
-        tf = model.detector_model.encode_text(ids, pad)
-        out = model.detector_model.forward_prompts(
-            feats.detector, tf, None if boxes is None else boxes[None],
-            None if labels is None else labels[None].long(), None, masks=True, semantic=True)
+        tf = model.encode_text(*trim_padding(ids, pad))
+        out = model.detect(feats.detector, tf, None if boxes is None else boxes[None],
+                           None if labels is None else labels[None].long(), None, masks=True, semantic=True)
     close(f"{case} class logits", out.logits[0], cases[f"{case}_pred_logits"][0, :, 0])
     close(f"{case} presence logit", out.presence_logit, cases[f"{case}_presence_logit_dec"].reshape(-1))
     close(f"{case} boxes xyxy", out.boxes[0], cases[f"{case}_pred_boxes_xyxy"][0])

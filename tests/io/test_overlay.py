@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sam3kit.errors import InputError
 from sam3kit.io.overlay import caption, color, draw_overlay, overlay_records, overlay_result
 from sam3kit.pipelines.results import PredictResult, SegmentResult
 
@@ -73,5 +74,5 @@ def test_results_and_records(tmp_path):
     c = np.asarray(overlay_records(img, recs, list(masks)))
     inner = _disc(80, 110, 10)
     assert np.abs(c[inner].astype(int) - (img[inner] * 0.55 + np.array(color(7)) * 0.45)).max() <= 1
-    with pytest.raises(ValueError, match="image size"):
+    with pytest.raises(InputError, match="image size"):
         draw_overlay(img, [np.zeros((10, 10), bool)])

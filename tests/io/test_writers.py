@@ -12,7 +12,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from sam3kit.errors import OutputError
+from sam3kit.errors import InputError, OutputError
 from sam3kit.io.rle import decode_rle, encode_rle, rle_area, rle_bbox
 from sam3kit.io.writers import (atomic_write, coco_document, mask_box, predict_records, read_mask_png,
                                 segment_records, write_json, write_mask_png)
@@ -67,7 +67,7 @@ def test_mask_png_roundtrip(tmp_path):
         a = np.asarray(im)
     assert set(np.unique(a)) == {0, 255} and np.array_equal(a == 255, m)  # white object on black
     assert np.array_equal(read_mask_png(tmp_path / "m.png"), m)
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         write_mask_png(tmp_path / "bad.png", np.zeros((2, 3, 4), bool))
 
 
@@ -136,5 +136,5 @@ def test_records_and_coco_document():
         assert np.array_equal(coco.annToMask(a).astype(bool), mk) and a["area"] == mk.sum()
         assert a["score"] == (r["score"] if r["score"] is not None else r["iou"])
     assert anns[0]["bbox"] == [20.0, 10.0, 10.0, 10.0] and anns[2]["bbox"] == [0.0, 0.0, 1.0, 1.0]
-    with pytest.raises(ValueError):
+    with pytest.raises(InputError):
         coco_document("img.jpg", 30, 20, segment_records(seg, "bus", 0, with_rle=False))

@@ -3,10 +3,10 @@
 Both sides get the same image features (transformers' vision encoder run on random pixels) and the same
 projected text features, so the comparison covers geometry encoder, DETR encoder/decoder, scoring and the
 segmentation head. Where the official model differs from transformers the reference is adapted:
-  #1 text-only prompts: the official model always appends the geometry CLS token; transformers skips the
+  - text-only prompts: the official model always appends the geometry CLS token; transformers skips the
      geometry encoder without boxes, so its forward is re-assembled from its sub-modules with the geometry
      encoder always run (``_hf_forward_official``), and a test checks that transformers as shipped differs;
-  #3 the presence logit is not clamped (transformers clamps to +-10): comparisons keep |presence| < 10, and a
+  - the presence logit is not clamped (transformers clamps to +-10): comparisons keep |presence| < 10, and a
      test checks the unclamped value.
 transformers needs torchvision's roi_align, absent here: the literal reference of tests/fixtures/roi_align_reference.py
 stands in for it.
@@ -114,7 +114,7 @@ def _compare(name: str, ours: dict, ref: dict) -> dict:
     diffs = {k: (ours[k] - ref[k]).abs().max().item() for k in ref}
     scale = {k: ref[k].abs().max().item() for k in ref}
     print(f"\n{name}: " + ", ".join(f"{k} {diffs[k]:.2e} (|ref| {scale[k]:.1f})" for k in diffs))
-    assert ref["presence"].abs().max().item() < 10, "transformers clamps the presence logit at 10 (divergence #3)"
+    assert ref["presence"].abs().max().item() < 10, "transformers clamps the presence logit at 10"
     for k, v in diffs.items():
         assert v <= TOL, (name, k, v)
     return diffs
@@ -122,7 +122,7 @@ def _compare(name: str, ours: dict, ref: dict) -> dict:
 
 def _hf_forward_official(hf, vo, text: torch.Tensor, valid: torch.Tensor, boxes, labels, box_valid):
     """transformers' Sam3Model.forward re-assembled from its sub-modules, running the geometry encoder even
-    without boxes (official semantics, divergence #1)."""
+    without boxes (official semantics; transformers skips the geometry encoder)."""
     fpn, fpos = vo.fpn_hidden_states[:-1], vo.fpn_position_encoding[:-1]
     geo = hf.geometry_encoder(box_embeddings=boxes, box_mask=box_valid, box_labels=labels, img_feats=fpn,
                               img_pos_embeds=fpos)
@@ -195,7 +195,7 @@ def test_text_only_keeps_the_geometry_cls_token(models, seed):
         shipped = _hf_outputs(hf(vision_embeds=vo, text_embeds=SimpleNamespace(pooler_output=text.features),
                                  attention_mask=valid.long()))
     _compare(f"text only (official CLS) seed={seed}", out, official)
-    # divergence #1: transformers as shipped omits the CLS token, which changes every output
+    # transformers as shipped omits the CLS token, which changes every output
     gap = {k: (out[k] - shipped[k]).abs().max().item() for k in ("logits", "masks")}
     print(f"text only, transformers as shipped differs by {gap}")
     assert min(gap.values()) > 1e-3, gap
@@ -217,7 +217,7 @@ def test_one_image_shared_by_several_prompts(models):
 
 
 def test_presence_logit_is_not_clamped(models):
-    """Divergence #3: transformers clamps the presence logit to +-10, the official model does not."""
+    """transformers clamps the presence logit to +-10, the official model does not."""
     cfg, ours, hf = _randomize(models, 4)
     with torch.no_grad():
         ours.detr_decoder.presence_head.layer3.bias.fill_(40.0)
@@ -248,19 +248,26 @@ def test_skipping_masks(models):
     assert full.semantic_logits.shape == (1, 1, 4 * g, 4 * g)
 
 
+def _cut(ids, padding_mask):
+    """The columns up to the last valid token of the batch (what the pipeline encodes)."""
+    n = int((~padding_mask).any(0).nonzero().max()) + 1
+    return ids[:, :n], padding_mask[:, :n]
+
+
 def test_encode_text_matches_transformers(models):
     cfg, ours, hf = _randomize(models, 6)
     _, _, text, ids = _inputs(cfg, hf, 6, 1, [5, 9])
     with torch.no_grad():
-        full = ours.encode_text(ids, text.padding_mask, trim=False)
-        got = ours.encode_text(ids, text.padding_mask)
+        full = ours.encode_text(ids, text.padding_mask)
+        got = ours.encode_text(*_cut(ids, text.padding_mask))
     valid = ~text.padding_mask
     diff = (full.features[valid] - text.features[valid]).abs().max().item()
     print(f"\nencode_text (valid tokens): max|diff| = {diff:.2e}")
     assert diff <= TOL and torch.equal(full.padding_mask, text.padding_mask)
-    # trimmed: only up to the last valid token of the batch (9 of the two prompts), the same states there
-    n = int(valid.any(0).nonzero().max()) + 1
-    assert got.features.shape[1] == n == 9 and torch.equal(got.padding_mask, text.padding_mask[:, :n])
+    assert full.features.shape[1] == ids.shape[1]  # every position it is given
+    # cut after the last valid token of the batch (9 of the two prompts): the same states there
+    n = 9
+    assert got.features.shape[1] == n and torch.equal(got.padding_mask, text.padding_mask[:, :n])
     assert (got.features - full.features[:, :n]).abs().max().item() <= TOL
 
 
@@ -270,8 +277,8 @@ def test_trimmed_text_gives_the_same_detections(models):
     _, image, text, ids = _inputs(cfg, hf, 7, 2, [3, 6])
     boxes = _boxes(7, 2, 2)
     with torch.no_grad():
-        full = ours.encode_text(ids, text.padding_mask, trim=False)
-        trimmed = ours.encode_text(ids, text.padding_mask)
+        full = ours.encode_text(ids, text.padding_mask)
+        trimmed = ours.encode_text(*_cut(ids, text.padding_mask))
         a = ours.forward_prompts(image, full, boxes)
         b = ours.forward_prompts(image, trimmed, boxes)
     assert trimmed.features.shape[1] < full.features.shape[1]
@@ -323,29 +330,33 @@ def test_precomputed_image_terms_give_the_same_outputs(models):
 def test_detr_encoder_ffn_runs_in_row_blocks(models, monkeypatch):
     """Image tokens are the flattened (B, d, h, w) map: a transposed view when the map is stored channels-first
     (features from a file, from transformers), a contiguous one when channels-last (our necks). The encoder's
-    residual stream must be contiguous at every FFN either way, or ``MLP.add_into`` silently falls back to
-    ``x + mlp(x)`` (full-size hidden activations). With and without the cached encoder start, one image and two."""
+    residual stream must be contiguous at every FFN either way, or the row-blocked FFN of the CPU speed set
+    (``sam3kit.speed.blocked_mlp``) silently falls back to ``x + mlp(x)`` (full-size hidden activations). With and
+    without the cached encoder start, one image and two."""
+    import copy
     from dataclasses import replace
 
-    from sam3kit.model.layers import MLP
+    from sam3kit.speed import blocked_mlp
+    from sam3kit.speed.cpu import apply_cpu_kernels
 
     cfg, ours, hf = _randomize(models, 3)
+    fast = apply_cpu_kernels(copy.deepcopy(ours))
     seen = []
-    add_into = MLP.add_into
+    add_mlp_into = blocked_mlp.add_mlp_into
 
-    def spy(self, x, inp, **kw):
-        if any(self is layer.mlp for layer in ours.detr_encoder.layers):
+    def spy(mlp, x, inp, **kw):
+        if any(mlp is layer.mlp for layer in fast.detr_encoder.layers):
             seen.append(x.is_contiguous())
-        return add_into(self, x, inp, **kw)
+        return add_mlp_into(mlp, x, inp, **kw)
 
-    monkeypatch.setattr(MLP, "add_into", spy)
+    monkeypatch.setattr(blocked_mlp, "add_mlp_into", spy)
     runs = 0
     for n_images in (1, 2):
         _, image, text, _ = _inputs(cfg, hf, 3, n_images, [4, 6])
         for layout in (torch.contiguous_format, torch.channels_last):
             image = replace(image, fpn=[t.contiguous(memory_format=layout) for t in image.fpn])
             with torch.inference_mode():
-                for feats in (image, ours.with_image_terms(image)):
-                    ours.forward_prompts(feats, text, _boxes(3, 2, 1))
+                for feats in (image, fast.with_image_terms(image)):
+                    fast.forward_prompts(feats, text, _boxes(3, 2, 1))
                     runs += 1
-    assert len(seen) == runs * len(ours.detr_encoder.layers) and all(seen), seen
+    assert len(seen) == runs * len(fast.detr_encoder.layers) and all(seen), seen

@@ -1,9 +1,11 @@
-"""``apply_rope`` against a pair-by-pair rotation written out here, on the layouts attention hands it."""
+"""``apply_rope`` (real arithmetic) and its complex-multiplication twin of ``sam3kit.speed`` against a pair-by-pair
+rotation written out here, on the layouts attention hands them."""
 
 import pytest
 import torch
 
 from sam3kit.model.rope import apply_rope, axial_rope
+from sam3kit.speed.complex_rope import apply_rope_complex
 
 
 def _rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
@@ -28,12 +30,13 @@ def _layouts(g: torch.Generator):
 
 @pytest.mark.parametrize("layout", ["dense", "heads", "odd_offset", "strided", "half"])
 @pytest.mark.parametrize("tokens", [16, 9])
-def test_apply_rope_rotates_each_pair(layout, tokens):
+@pytest.mark.parametrize("rotate", [apply_rope, apply_rope_complex], ids=["real", "complex"])
+def test_apply_rope_rotates_each_pair(layout, tokens, rotate):
     g = torch.Generator().manual_seed(0)
     x = _layouts(g)[layout]
     cos, sin = axial_rope(8, 4, 4, scale=0.5)
     cos, sin = cos[:tokens], sin[:tokens]
-    got = apply_rope(x, (cos, sin))
+    got = rotate(x, (cos, sin))
     ref = _rotate_pairs(x, cos, sin)
     assert got.shape == x.shape and got.dtype == x.dtype
     tol = 1e-3 if x.dtype == torch.half else 1e-6

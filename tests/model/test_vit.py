@@ -19,6 +19,7 @@ from sam3kit.config import Sam3Config, ViTConfig
 from sam3kit.errors import InputError
 from sam3kit.model.vision import VisionEncoder
 from sam3kit.model.vit import ViT
+from sam3kit.speed.cpu import apply_cpu_kernels
 
 transformers = pytest.importorskip("transformers")
 
@@ -52,11 +53,15 @@ VIT_CONFIGS = {
 }
 
 
+@pytest.mark.parametrize("kernels", ["plain", "cpu"])
 @pytest.mark.parametrize("name", list(VIT_CONFIGS))
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_vit_matches_transformers(name, seed):
+def test_vit_matches_transformers(name, seed, kernels):
+    """The plain ViT, and the ViT with the CPU speed set (complex RoPE, blocked MLP step) applied."""
     cfg = VIT_CONFIGS[name]
     ours = _random_weights(ViT(cfg), seed)
+    if kernels == "cpu":
+        ours = apply_cpu_kernels(ours)
     hf_cfg = transformers.Sam3ViTConfig(**_hf_dict(cfg)["backbone_config"])
     assert hf_cfg.layer_norm_eps == 1e-5
     ref = transformers.Sam3ViTModel(hf_cfg).eval()
@@ -80,7 +85,7 @@ def test_vision_encoder_matches_transformers(seed):
     ref.load_state_dict(ours.state_dict(), strict=True)
     x = _pixels(2, det.vit.image_size, seed)
     with torch.no_grad():
-        feats = ours(x)
+        feats = ours.features_from_trunk(ours.backbone(x))
         r = ref(x)
     g, d = det.vit.grid_size, det.neck.hidden_size
     assert [tuple(f.shape) for f in feats.fpn] == [(2, d, 4 * g, 4 * g), (2, d, 2 * g, 2 * g), (2, d, g, g)]
@@ -107,3 +112,16 @@ def test_released_vision_encoder_keys_and_shapes():
     ours = collapsed_patterns(enc.state_dict())
     assert ours == released_patterns("detector_model.vision_encoder.")
     assert ours["backbone.embeddings.position_embeddings"] == ((1, 576, 1024), 1)
+
+
+def test_plain_vit_exports_in_real_arithmetic():
+    """The plain trunk goes through ``torch.export`` (no host synchronisation, no complex tensors: RoPE in real
+    arithmetic, torch's fused attention) and the exported program gives the eager output."""
+    vit = _random_weights(ViT(Sam3Config.tiny().detector.vit), 0)
+    x = _pixels(1, vit.config.image_size, 0)
+    program = torch.export.export(vit, (x,))
+    targets = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
+    assert not [t for t in targets if "complex" in t or "view_as_real" in t], targets
+    assert any("scaled_dot_product_attention" in t for t in targets)
+    with torch.no_grad():
+        assert torch.equal(program.module()(x), vit(x))

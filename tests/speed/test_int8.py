@@ -77,10 +77,12 @@ def test_int8_linear_writes_into_out():
 
 
 @pytest.mark.parametrize("rows", [64, 7])
-def test_int8_mlp_add_into_is_the_blockwise_residual_sum(rows):
-    """``MLP.add_into`` with int8 layers: ``x + mlp(inp)`` over blocks of ``block_rows`` rows (activations are
-    quantized per call, so each block is compared with the plain MLP applied to that block alone)."""
+def test_int8_blocked_mlp_step_is_the_blockwise_residual_sum(rows):
+    """The blocked MLP step (``sam3kit.speed.blocked_mlp``) with int8 layers: ``x + mlp(inp)`` over blocks of
+    ``block_rows`` rows (activations are quantized per call, so each block is compared with the plain MLP applied
+    to that block alone)."""
     from sam3kit.model.layers import MLP
+    from sam3kit.speed.blocked_mlp import add_mlp_into
     from sam3kit.speed.int8 import swap_linears
 
     g = torch.Generator().manual_seed(1)
@@ -95,8 +97,45 @@ def test_int8_mlp_add_into_is_the_blockwise_residual_sum(rows):
     with torch.inference_mode():
         flat_x, flat_in = x.view(30, 16), inp.view(30, 16)
         want = torch.cat([flat_x[i:i + rows] + mlp(flat_in[i:i + rows]) for i in range(0, 30, rows)]).view_as(x)
-        got = mlp.add_into(x.clone(), inp, rows=1)  # block_rows raises the caller's rows
+        got = add_mlp_into(mlp, x.clone(), inp, rows=1)  # block_rows raises the caller's rows
     torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_int8_and_the_cpu_set_in_either_order(monkeypatch):
+    """int8 then the CPU set (as ``load`` does) or the other way round: the same modules, the ViT MLP steps in
+    blocks through the int8 layers, the same outputs."""
+    from sam3kit.speed import blocked_mlp
+    from sam3kit.speed.blocked_mlp import BlockedViTLayer
+    from sam3kit.speed.cpu import apply_cpu_kernels
+    from sam3kit.speed.cpu_attention import CpuAttention
+
+    cfg = Sam3Config.tiny()
+    models = []
+    for order in ("int8 first", "cpu first"):
+        m = randomize_(Sam3Model(cfg), 2, std=0.05).eval()
+        if order == "int8 first":
+            apply_cpu_kernels(quantize_int8(m, Int8Options(threads=1)))
+        else:
+            quantize_int8(apply_cpu_kernels(m), Int8Options(threads=1))
+        vit = m.detector_model.vision_encoder.backbone
+        assert all(type(layer) is BlockedViTLayer and type(layer.attention) is CpuAttention for layer in vit.layers)
+        assert all(isinstance(layer.mlp.fc1, Int8Linear) and isinstance(layer.attention.q_proj, Int8Linear)
+                   for layer in vit.layers)
+        models.append(m)
+    written = []
+    real = blocked_mlp.add_mlp_into
+
+    def spy(mlp, x, inp, *, rows):
+        out = real(mlp, x, inp, rows=rows)
+        written.append(out is x)
+        return out
+
+    monkeypatch.setattr(blocked_mlp, "add_mlp_into", spy)
+    pixels = torch.rand(1, 3, 112, 112, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.inference_mode():
+        a, b = (m.detector_model.vision_encoder.backbone(pixels) for m in models)
+    assert len(written) == 2 * cfg.detector.vit.num_layers and all(written)
+    assert torch.equal(a, b)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -146,5 +185,5 @@ def test_load_fast_int8(tiny_checkpoint):
     found = pred.segment(text="a cat", threshold=0.0)
     obj = pred.predict(points=[[30, 40]])
     assert found.masks.shape[1:] == (90, 120) and obj.masks.shape == (3, 90, 120)
-    with pytest.raises(ValueError, match="unknown fast mode"):
+    with pytest.raises(InputError, match="unknown fast mode"):
         sam3kit.load(tiny_checkpoint, fast="int4")

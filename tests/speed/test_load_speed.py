@@ -29,3 +29,21 @@ def test_load_does_not_import_dynamo(tiny_checkpoint):
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["False", "112"]
+
+
+def test_load_applies_the_cpu_set_on_the_cpu_unless_told_not_to(tiny_checkpoint):
+    import pytest
+
+    import sam3kit
+    from sam3kit.errors import InputError
+    from sam3kit.speed import SpeedOptions, has_cpu_kernels
+
+    assert has_cpu_kernels(sam3kit.load(tiny_checkpoint))
+    assert has_cpu_kernels(sam3kit.load(tiny_checkpoint, fast="none"))
+    assert not has_cpu_kernels(sam3kit.load(tiny_checkpoint, fast=SpeedOptions(cpu_kernels=False)))
+    assert SpeedOptions.parse(None) == SpeedOptions() and SpeedOptions.parse("INT8") == SpeedOptions(int8=True)
+    assert SpeedOptions().cpu_kernels_on("cpu") and not SpeedOptions().cpu_kernels_on("cuda")
+    assert SpeedOptions(cpu_kernels=True).cpu_kernels_on("cuda")
+    for bad in ("int4", 8):
+        with pytest.raises(InputError, match="unknown fast mode"):
+            sam3kit.load(tiny_checkpoint, fast=bad)

@@ -1,16 +1,14 @@
 """The full released configuration, built on the meta device (free), consumes exactly the released key lists.
 
-Reference lists: ../shared/oracle/keys_hf_Sam3VideoModel.txt (facebook/sam3 model.safetensors, 1797 tensors) and
-keys_official_sam3pt_layout.txt (sam3.pt). They collapse layer indices to ``{i}`` and record the count and the
-shape of the first tensor of each pattern, so the check is: same patterns, same counts, and the recorded shape
-is one of the shapes we produce for that pattern.
+Reference lists (tests/data, see its README): keys_hf_Sam3VideoModel.txt (facebook/sam3 model.safetensors, 1797
+tensors) and keys_official_sam3pt_layout.txt (sam3.pt, 1465 tensors). They collapse layer indices to ``{i}`` and
+record the count and the shape of the first tensor of each pattern, so the check is: same patterns, same counts,
+and the recorded shape is one of the shapes we produce for that pattern.
 """
 
 from __future__ import annotations
 
-import re
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,24 +17,13 @@ from sam3kit.config import Sam3Config
 from sam3kit.model.sam3 import Sam3Model
 from sam3kit.weights.writer import hf_state_dict, official_state_dict
 
-ORACLE = Path(__file__).resolve().parents[3] / "shared" / "oracle"
-
-
-def _read_list(name: str) -> dict[str, tuple[tuple[int, ...], int]]:
-    path = ORACLE / name
-    if not path.is_file():
-        pytest.fail(f"reference key list {path} is missing (CI runs with ../shared beside the checkout)")
-    out = {}
-    for line in path.read_text().splitlines():
-        key, shape, count = line.split("\t")
-        out[key] = (tuple(int(s) for s in re.findall(r"\d+", shape)), int(count.strip("(x)")))
-    return out
+from fixtures.hf_keys import HF_KEY_LIST, OFFICIAL_KEY_LIST, collapse_key, read_key_list
 
 
 def _collapse(state: dict[str, torch.Tensor]) -> dict[str, tuple[set, int]]:
     out: dict[str, list] = defaultdict(lambda: [set(), 0])
     for k, v in state.items():
-        pat = re.sub(r"\.\d+(?=\.|$)", ".{i}", k)
+        pat = collapse_key(k)
         out[pat][0].add(tuple(v.shape))
         out[pat][1] += 1
     return dict(out)
@@ -66,13 +53,13 @@ def test_hf_layout_matches_release(released_state):
     cfg, state = released_state
     hf = hf_state_dict(state, cfg)
     assert len(hf) == 1797
-    assert _compare(_collapse(hf), _read_list("keys_hf_Sam3VideoModel.txt")) == []
+    assert _compare(_collapse(hf), read_key_list(HF_KEY_LIST)) == []
 
 
 def test_official_layout_matches_release(released_state):
     cfg, state = released_state
     off = official_state_dict(state, cfg)
-    ref = _read_list("keys_official_sam3pt_layout.txt")
+    ref = read_key_list(OFFICIAL_KEY_LIST)
     assert len(off) == sum(n for _, n in ref.values()) == 1465
     assert _compare(_collapse(off), ref) == []
     # the RoPE tables: 24x24 windows for windowed blocks, the full 72x72 grid for global blocks
@@ -81,15 +68,17 @@ def test_official_layout_matches_release(released_state):
 
 
 def test_parameter_count_matches_release(released_state):
-    """860,055,480 in the official layout (architecture notes §10.3) = ours + the official-only tensors."""
+    """The official sam3.pt holds 860,055,480 values besides its RoPE tables = ours + the official-only tensors -
+    our second copy of the tracker's Gaussian matrix."""
     cfg, state = released_state
     ours = sum(v.numel() for v in state.values())
     off = official_state_dict(state, cfg)
     official_only = sum(v.numel() for k, v in off.items() if "freqs_cis" not in k)
     assert official_only == 860_055_480
-    # ours lacks: the cls slot of the pos table (1024) and the detector's unused point projections
+    # ours lacks: the cls slot of the pos table (1024) and the detector's unused point projections; ours holds the
+    # Gaussian matrix (2, d/2) twice (prompt coordinates and the image-wide encoding), the official layout once
     d = 256
-    assert official_only - ours == 1024 + (d * 2 + d) + (d * d + d) + (d * d + d)
+    assert official_only - ours == 1024 + (d * 2 + d) + (d * d + d) + (d * d + d) - 2 * (d // 2)
 
 
 def test_loader_walk_lists_the_state_dict(released_state):

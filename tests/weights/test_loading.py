@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 import torch
@@ -11,9 +10,9 @@ from safetensors.torch import load_file, save_file
 
 import sam3kit
 from sam3kit.config import Sam3Config
-from sam3kit.errors import CheckpointError
+from sam3kit.errors import CheckpointError, InputError
 from sam3kit.model.sam3 import Sam3Model
-from sam3kit.weights.writer import hf_state_dict, save_hf, save_official
+from sam3kit.weights.writer import save_hf, save_official
 
 from fixtures.weights import randomize_
 
@@ -165,10 +164,49 @@ def test_official_rope_table_must_match_config(tiny_model, tmp_path):
         sam3kit.load(p)
 
 
-def test_hf_duplicate_gaussian_must_match(tiny_model, tmp_path):
-    d = _hf_dir(tiny_model, tmp_path, lambda sd: sd["tracker_model.shared_image_embedding.positional_embedding"].add_(1))
-    with pytest.raises(CheckpointError, match="exact copy"):
-        sam3kit.load(d)
+# ---------------------------------------------------------------- the tracker's two Gaussian matrices
+PROMPT_GAUSSIAN = "tracker_model.prompt_encoder.shared_embedding.positional_embedding"
+IMAGE_GAUSSIAN = "tracker_model.shared_image_embedding.positional_embedding"
+
+
+def test_hf_gaussian_copies_load_each_into_its_own_buffer(tiny_model, tmp_path):
+    """Two different copies (as transformers saves a freshly initialised model) load as they are and save back."""
+    d = _hf_dir(tiny_model, tmp_path, lambda sd: sd[IMAGE_GAUSSIAN].add_(1))
+    m = sam3kit.load(d)
+    state = m.state_dict()
+    assert torch.equal(state[PROMPT_GAUSSIAN], tiny_model.state_dict()[PROMPT_GAUSSIAN])
+    assert torch.equal(state[IMAGE_GAUSSIAN], tiny_model.state_dict()[IMAGE_GAUSSIAN] + 1)
+    save_hf(state, m.config, tmp_path / "again")
+    _same_state(m, sam3kit.load(tmp_path / "again"))
+    with pytest.raises(CheckpointError, match="official sam3.pt layout holds one tensor.*Hugging Face layout"):
+        save_official(state, m.config, tmp_path / "off" / "sam3.pt")
+    assert not (tmp_path / "off" / "sam3.pt").exists()
+
+
+def test_official_gaussian_fills_both_buffers(tiny_model, tmp_path):
+    save_official(tiny_model.state_dict(), tiny_model.config, tmp_path / "sam3.pt")
+    assert "tracker.sam_prompt_encoder.pe_layer.positional_encoding_gaussian_matrix" in torch.load(tmp_path / "sam3.pt")
+    state = sam3kit.load(tmp_path / "sam3.pt").state_dict()
+    assert torch.equal(state[IMAGE_GAUSSIAN], state[PROMPT_GAUSSIAN])
+    assert torch.equal(state[PROMPT_GAUSSIAN], tiny_model.state_dict()[PROMPT_GAUSSIAN])
+
+
+def test_built_tracker_holds_one_matrix_until_loaded():
+    """A new tracker holds the prompt encoder's matrix under both names (the official model's one matrix);
+    ``load_state_dict`` gives each name its own values."""
+    t = Sam3Model(Sam3Config.tiny()).tracker_model
+    assert t.shared_image_embedding.positional_embedding is t.prompt_encoder.shared_embedding.positional_embedding
+    sd = t.state_dict()
+    sd["shared_image_embedding.positional_embedding"] = sd["shared_image_embedding.positional_embedding"] + 1
+    t.load_state_dict(sd)
+    assert torch.equal(t.shared_image_embedding.positional_embedding,
+                       t.prompt_encoder.shared_embedding.positional_embedding + 1)
+
+
+def test_bad_image_size_is_an_input_error(tiny_model, tmp_path):
+    save_hf(tiny_model.state_dict(), tiny_model.config, tmp_path)
+    with pytest.raises(InputError, match="multiple of patch_size x window_size = 56"):
+        sam3kit.load(tmp_path, image_size=100)
 
 
 def test_empty_directory_and_missing_path(tmp_path):

@@ -21,7 +21,7 @@ def _resident_kib() -> int:
 
 def test_release_keeps_values_and_gives_pages_back(tiny_checkpoint):
     model = sam3kit.load(tiny_checkpoint)
-    vit = model.detector_model.vision_encoder.backbone
+    vit = model.image_trunk_module()
     params = list(vit.parameters())
     before = [p.clone() for p in params]
     x = torch.rand(1, 3, model.config.image_size, model.config.image_size)
@@ -49,7 +49,7 @@ def test_written_and_in_memory_tensors_are_not_released(tiny_checkpoint):
 def test_predictor_releases_the_encoder_after_set_image(tiny_checkpoint, tmp_path):
     model = sam3kit.load(tiny_checkpoint)
     image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
-    keep = sam3kit.ImagePredictor(model, options=sam3kit.PredictOptions(release_encoder_weights=False))
+    keep = sam3kit.ImagePredictor(model, encoder_options=sam3kit.EncoderOptions(release_encoder_weights=False))
     keep.set_image(image)
     ref = keep.segment(text="a dog", threshold=0.0)
     pred = sam3kit.ImagePredictor(model)
@@ -57,3 +57,15 @@ def test_predictor_releases_the_encoder_after_set_image(tiny_checkpoint, tmp_pat
     pred.set_image(image)
     got = pred.segment(text="a dog", threshold=0.0)
     assert np.array_equal(got.masks, ref.masks) and np.allclose(got.scores, ref.scores, atol=1e-6)
+
+
+def test_encoder_releases_the_vit_pages_and_only_with_the_policy(tiny_checkpoint):
+    """After an encoding the ViT's file-backed pages are given back (a second release finds none resident);
+    with ``release_encoder_weights=False`` they stay resident."""
+    model = sam3kit.load(tiny_checkpoint)
+    params = list(model.image_trunk_module().parameters())
+    image = np.random.default_rng(1).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    sam3kit.ImageEncoder(model, options=sam3kit.EncoderOptions(release_encoder_weights=False)).encode(image)
+    assert release_mapped(params) > 0  # the ViT had touched its pages and nothing gave them back
+    sam3kit.ImageEncoder(model).encode(image[::-1].copy())
+    assert release_mapped(params) == 0  # the encoder gave them back already

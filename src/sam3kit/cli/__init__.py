@@ -1,8 +1,13 @@
 """The ``sam3kit`` command: ``segment``, ``info``, ``convert``, ``env``.
 
-Exit codes: 0 success; 2 a user mistake (bad option, missing file, wrong checkpoint: any ``Sam3Error``), printed as
-one line on stderr without a traceback; 1 an unexpected error (a bug: the message asks for ``--debug``);
-130 interrupted. ``--debug`` prints the traceback in every case.
+Exit codes (``exit_codes.py``): 0 success; 2 a user mistake (bad option, missing file, wrong checkpoint: any
+``Sam3Error``), printed as one line on stderr without a traceback; 1 an unexpected error (a bug: the message asks for
+``--debug``); 130 interrupted. ``--debug`` prints the traceback in every case.
+
+The commands that process many inputs (``segment``) share their pieces: ``inputs.py`` (input files and the
+``--box`` / ``--point`` specs), ``jobs.py`` (output folders, the skip check, the run over the inputs, the summary),
+``manifest.py`` (``result.json``: what a finished job ran with), ``job_outputs.py`` (writing one job's files as a
+unit), ``model_args.py`` (the ``--model`` / runtime flags and loading), ``device.py`` and ``report.py``.
 """
 
 from __future__ import annotations
@@ -13,8 +18,7 @@ import sys
 from typing import Optional, Sequence
 
 from .. import __version__
-
-PROG = "sam3kit"
+from .exit_codes import INTERRUPTED, PROG, report_error
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -81,7 +85,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         sys.stderr.write(f"\n{PROG}: interrupted\n")
-        return 130
+        return INTERRUPTED
     except BrokenPipeError:  # `sam3kit ... | head`
         _silence_stdout()
         return 0
@@ -89,22 +93,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if isinstance(e, SystemExit):
             raise
         return report_error(e, debug)
-
-
-def report_error(e: BaseException, debug: bool, prefix: str = "") -> int:
-    """Print ``e`` as sam3kit prints errors; return the exit code it stands for (2 user mistake, 1 bug)."""
-    from ..errors import Sam3Error
-
-    if debug:
-        import traceback
-
-        traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
-    if isinstance(e, Sam3Error):
-        sys.stderr.write(f"{PROG}: error: {prefix}{e}\n")
-        return 2
-    hint = "" if debug else " (run with --debug for the traceback, and please report it)"
-    sys.stderr.write(f"{PROG}: unexpected error: {prefix}{type(e).__name__}: {e}{hint}\n")
-    return 1
 
 
 def _silence_stdout() -> None:

@@ -39,7 +39,7 @@ def collect(device: str = "auto", dtype: str = "fp32") -> dict[str, Any]:
 
     from .. import __version__
     from ..loading import parse_dtype
-    from .segment import resolve_device
+    from .device import resolve_device
 
     dev = resolve_device(device)
     facts: dict[str, Any] = {

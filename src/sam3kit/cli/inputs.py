@@ -1,4 +1,5 @@
-"""Command-line inputs: image paths / folders / globs -> files, and the ``--box`` / ``--point`` / ``--format`` specs."""
+"""Command-line inputs: image paths / folders / globs -> files, and the ``--box`` / ``--point`` / ``--format`` /
+probability specs."""
 
 from __future__ import annotations
 
@@ -120,3 +121,14 @@ def parse_formats(text: str) -> tuple[str, ...]:
     if not out:
         raise argparse.ArgumentTypeError("give at least one format: png, json, coco or all")
     return tuple(sorted(out))
+
+
+def parse_probability(text: str) -> float:
+    """A number in [0, 1] (a threshold on scores or mask probabilities)."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number in [0, 1]") from None
+    if not 0.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not in [0, 1]")
+    return v

@@ -13,6 +13,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from ..errors import InputError
 from .image import ImageInput, load_image
 
 
@@ -51,13 +52,13 @@ def draw_overlay(image: ImageInput, masks: Any = None, boxes: Any = None, *, ids
         n = max(n, len(boxes))
     ids = list(range(n)) if ids is None else [int(i) for i in ids]
     if len(ids) < n:
-        raise ValueError(f"got {len(ids)} ids for {n} instances")
+        raise InputError(f"got {len(ids)} ids for {n} instances")
     out = rgb.astype(np.float32)
     if masks is not None:
         for k in range(len(masks)):
             m = np.asarray(masks[k]).astype(bool)
             if m.shape != (H, W):
-                raise ValueError(f"mask {k} has shape {list(m.shape)}, expected the image size {[H, W]}")
+                raise InputError(f"mask {k} has shape {list(m.shape)}, expected the image size {[H, W]}")
             c = np.array(color(ids[k]), dtype=np.float32)
             out[m] = out[m] * (1.0 - alpha) + c * alpha
             if outline:

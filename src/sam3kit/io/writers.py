@@ -25,7 +25,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import OutputError
+from ..errors import InputError, OutputError
 from .rle import encode_rle, rle_area
 
 PathLike = Union[str, Path]
@@ -115,7 +115,7 @@ def mask_png_bytes(mask: np.ndarray) -> bytes:
 
     m = np.asarray(mask)
     if m.ndim != 2:
-        raise ValueError(f"a mask must have shape (H, W), got {list(m.shape)}")
+        raise InputError(f"a mask must have shape (H, W), got {list(m.shape)}")
     buf = io.BytesIO()
     Image.fromarray(np.where(m.astype(bool), 255, 0).astype(np.uint8)).save(buf, format="PNG", optimize=True)
     return buf.getvalue()
@@ -218,7 +218,7 @@ def coco_document(file_name: str, width: int, height: int, records: Sequence[dic
     anns = []
     for n, r in enumerate(records, start=1):
         if "rle" not in r:
-            raise ValueError("coco_document needs records made with with_rle=True")
+            raise InputError("coco_document needs records made with with_rle=True")
         cid = cats.setdefault(r["label"], len(cats) + 1)
         x1, y1, x2, y2 = r["box"] if r["box"] is not None else (0.0, 0.0, 0.0, 0.0)
         score = r["score"] if r["score"] is not None else r["iou"]

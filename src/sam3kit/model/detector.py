@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..config import DetectorConfig
-from ..errors import InputError
+from ..errors import CheckpointError, InputError
 from ..ops.boxes import box_cxcywh_to_xyxy
 from .detr_decoder import DetrDecoder
 from .detr_encoder import DetrEncoder
@@ -36,7 +36,8 @@ class Detector(nn.Module):
                   "decoder": cfg.decoder.hidden_size, "seg_head": cfg.seg_head.hidden_size}
         wrong = {k: v for k, v in widths.items() if v != d}
         if wrong:
-            raise ValueError(f"detector widths must all equal the neck width {d}, got {wrong}")
+            raise CheckpointError(f"detector widths must all equal the neck width {d}, got {wrong}; check the "
+                                  "configuration")
         self.config = cfg
         self.vision_encoder = VisionEncoder(cfg.vit, cfg.neck)
         self.text_encoder = TextEncoder(cfg.text)
@@ -47,30 +48,27 @@ class Detector(nn.Module):
         self.mask_decoder = SegmentationHead(cfg.seg_head)
         self.dot_product_scoring = DotProductScoring(d, cfg.decoder.intermediate_size)
 
-    def encode_text(self, input_ids: Tensor, padding_mask: Tensor, *, trim: bool = True) -> TextFeatures:
-        """Token ids (B, L) int64 and their padding mask (B, L) bool (True = pad) -> TextFeatures (B, L', d).
+    def encode_text(self, input_ids: Tensor, padding_mask: Tensor) -> TextFeatures:
+        """Token ids (B, L) int64 and their padding mask (B, L) bool (True = pad) -> TextFeatures (B, L, d).
 
-        With ``trim`` (default) the positions after the last non-padding token of the batch are not encoded
-        (L' = that position + 1): the text transformer is causal, so earlier tokens do not see them, and every
-        reader of the features masks padding, so detections are the same as with all L tokens, for less work.
-        ``trim=False`` keeps L' = L (states of padding positions included, as the references compute them).
+        Every one of the L positions is encoded (no data-dependent trimming here: that would read the mask on the
+        host). Callers that want less work cut the columns after the last non-padding token of the batch first
+        (``sam3kit.pipelines.text.trim_padding``, on the CPU): the text transformer is causal, so earlier tokens do
+        not see them, and every reader of the features masks padding, so detections are the same as with all L
+        tokens.
         """
-        if trim and padding_mask.dim() == 2 and padding_mask.shape == input_ids.shape:
-            used = (~padding_mask.bool()).any(dim=0).nonzero()
-            n = int(used.max()) + 1 if used.numel() else 1
-            input_ids, padding_mask = input_ids[:, :n], padding_mask[:, :n]
         return TextFeatures(features=self.text_projection(self.text_encoder(input_ids)), padding_mask=padding_mask)
 
     def with_image_terms(self, image: DetectorImageFeatures, *, masks: bool = True) -> DetectorImageFeatures:
         """``image`` plus the prompt-independent work of a prompt, done once for every prompt on these images.
 
         - ``encoder_start``: the DETR encoder's first self-attention over the image tokens (the prompt enters at
-          the first cross-attention); about 0.4 s per prompt at release on 2 CPU cores (attention over the 5184
-          image tokens), 5.3 MB per image.
+          the first cross-attention): attention over all g x g image tokens, the largest prompt-independent step
+          of a prompt; (g * g, d) per image (5.3 MB in fp32 at release).
         - ``seg_terms`` (with ``masks``): the image part of the segmentation head's pixel decoder, so that every
           prompt that asks for masks does 45 % of the head's convolution work. They cost as much as that work for
-          one prompt (about 1.1 s), so they pay off from the second prompt on an image, and hold two more maps per
-          image ((d, 2g, 2g) and (d, 4g, 4g): 106 MB in fp32).
+          one prompt, so they pay off from the second prompt on an image, and hold two more maps per image
+          ((d, 2g, 2g) and (d, 4g, 4g): 106 MB in fp32 at release).
         Terms already present are kept; the same outputs as without them, up to rounding.
         """
         start, terms = self._encoder_start(image), image.seg_terms

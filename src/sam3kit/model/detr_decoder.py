@@ -4,7 +4,7 @@ Per layer (post-norm): self-attention of [presence; queries] (queries carry a po
 reference box), cross-attention to the prompt, cross-attention to the encoded image with a box relative position
 bias ("log" BoxRPB), FFN. After each layer the normed queries refine the reference boxes in logit space. Only
 the last layer's queries, boxes and presence logit are returned (the intermediate ones only serve training).
-The presence logit is not clamped (official; transformers clamps it to +-10, divergence #3).
+The presence logit is not clamped, as in the official model (transformers clamps it to +-10).
 """
 
 from __future__ import annotations

@@ -14,10 +14,6 @@ from ..config import TransformerConfig
 from .layers import MLP, Attention
 
 
-_FFN_ROWS = 2592
-"""Row block of the FFN (``MLP.add_into``): half the 72 x 72 image tokens (86 vs 110 ms per FFN at release)."""
-
-
 class EncoderLayer(nn.Module):
     """Pre-norm layer: ``x += SelfAttn(LN1 x)``, ``x += CrossAttn(LN2 x, memory)``, ``x += FFN(LN3 x)``.
 
@@ -64,8 +60,12 @@ class EncoderLayer(nn.Module):
         """The cross-attention and FFN steps on the output of ``self_attention``."""
         h = self.layer_norm2(x)
         keys = memory if memory_pos is None else memory + memory_pos
-        x = x + self.cross_attn(h, keys, memory, key_padding_mask=memory_padding_mask)
-        return self.mlp.add_into(x, self.layer_norm3(x), rows=_FFN_ROWS)  # x + FFN(LN3 x), in row blocks
+        return self.mlp_step(x + self.cross_attn(h, keys, memory, key_padding_mask=memory_padding_mask))
+
+    def mlp_step(self, x: Tensor) -> Tensor:
+        """``x + FFN(LN3 x)`` on the output of the cross-attention step (``sam3kit.speed`` may write it into
+        ``x``)."""
+        return x + self.mlp(self.layer_norm3(x))
 
 
 class DetrEncoder(nn.Module):
@@ -83,7 +83,7 @@ class DetrEncoder(nn.Module):
         (the prompt enters at its cross-attention). (B, HW, d) -> (B, HW, d); pass it to ``forward`` as ``start``
         to reuse it for every prompt on these images. The result is contiguous whatever the layout of ``image``
         (the flattened tokens of a (B, d, h, w) map are a transposed view, and every later residual sum would keep
-        that layout, which sends the FFN's ``MLP.add_into`` to its slower fallback)."""
+        that layout; the row-blocked FFN of ``sam3kit.speed`` writes into a contiguous stream only)."""
         return self.layers[0].self_attention(image, pos=pos).contiguous()
 
     def forward(self, image: Tensor, pos: Tensor, prompt: Tensor, prompt_padding_mask: Tensor, *,

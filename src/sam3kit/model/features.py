@@ -34,7 +34,7 @@ class TrackerImageFeatures:
     embed: (B, d, g, g) the g x g level (without the no-memory embedding; the caller adds what it needs).
     high_res: [(B, d/8, 4g, 4g) after ``conv_s0``, (B, d/4, 2g, 2g) after ``conv_s1``] (``Tracker.image_features``
         stores them channels-last in memory, the layout the mask decoder reads).
-    dense_pe: (1, d, g, g) position encoding of the grid (``PromptEncoder.dense_pe``), kept so that prompts do not
+    dense_pe: (1, d, g, g) position encoding of the grid (``Tracker.dense_pe``), kept so that prompts do not
         recompute it; None = computed on use.
     """
 

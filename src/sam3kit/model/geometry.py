@@ -1,6 +1,6 @@
 """The geometry (exemplar box) encoder of the detector: boxes -> prompt tokens, plus one CLS token.
 
-Official semantics (divergence #1 of the design notes): the CLS token is always appended, right after the
+As in the official model, the CLS token is always appended, right after the
 last valid box, also when there are no boxes at all; a text-only prompt therefore carries one geometry token.
 (transformers skips this encoder when no box is given.) Point prompts are not implemented: no public API of
 the official model feeds points to the detector.

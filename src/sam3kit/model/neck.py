@@ -1,4 +1,4 @@
-"""SimpleFPN neck: one ViT map -> multi-scale maps (design §3.2). SAM 3 has two: the detector's and the tracker's.
+"""SimpleFPN neck: one ViT map -> multi-scale maps. SAM 3 has two: the detector's and the tracker's.
 
 Level k rescales the (B, C, g, g) trunk output by ``scale_factors[k]`` then projects to ``d`` channels with a 1x1
 and a 3x3 convolution (both with bias, no norm):
@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 
 from ..config import NeckConfig
+from ..errors import CheckpointError, InputError
 
 
 class FPNLayer(nn.Module):
@@ -43,7 +44,8 @@ class FPNLayer(nn.Module):
             self.scale_layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
             mid = in_dim
         else:
-            raise ValueError(f"unsupported FPN scale factor {scale}; expected one of 4, 2, 1, 0.5")
+            raise CheckpointError(f"unsupported FPN scale factor {scale}; expected one of 4, 2, 1, 0.5 (check the "
+                                  "configuration)")
         self.proj1 = nn.Conv2d(mid, out_dim, kernel_size=1)
         self.proj2 = nn.Conv2d(out_dim, out_dim, kernel_size=3, padding=1)
 
@@ -78,5 +80,5 @@ class FPNNeck(nn.Module):
         n = len(self.fpn_layers)
         for k in levels:
             if not 0 <= k < n:
-                raise ValueError(f"FPN level {k} does not exist; this neck has levels 0..{n - 1}")
+                raise InputError(f"FPN level {k} does not exist; this neck has levels 0..{n - 1}")
         return [self.fpn_layers[k](x) for k in levels]

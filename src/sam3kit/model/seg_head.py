@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import SegHeadConfig
+from ..errors import InputError
 from ..ops.conv import conv3x3_after_upsample2x
 from .layers import MLP, Attention
 
@@ -38,7 +39,8 @@ class PixelDecoder(nn.Module):
 
     def _check_stages(self, fine_levels: int) -> None:
         if fine_levels > len(self.conv_layers):
-            raise ValueError(f"{fine_levels + 1} levels need {fine_levels} stages, the head has {len(self.conv_layers)}")
+            raise InputError(f"{fine_levels + 1} neck levels need {fine_levels} pixel-decoder stages, the head has "
+                             f"{len(self.conv_layers)}")
 
     def forward(self, levels: list[Tensor], terms: Optional[list[Tensor]] = None) -> Tensor:
         """levels: fine to coarse [(B?, d, 4g, 4g), (B?, d, 2g, 2g), (B, d, g, g)] (batch 1 broadcasts);

@@ -1,4 +1,4 @@
-"""The CLIP-style causal text transformer (design §4.2; HF ``CLIPTextModelWithProjection`` layout).
+"""The CLIP-style causal text transformer (HF ``CLIPTextModelWithProjection`` layout).
 
 token + learned position embedding -> N pre-norm blocks (``x + MHA(LN1(x))`` with a causal mask, ``x + MLP(LN2(x))``,
 MLP with exact GELU) -> final LayerNorm on every token. As in the official model no padding mask is used inside

@@ -15,7 +15,11 @@ DETECTOR_LEVELS = (0, 1, 2)
 
 
 class VisionEncoder(nn.Module):
-    """``backbone`` (the ViT, shared with the tracker) and ``neck`` (the detector's SimpleFPN)."""
+    """``backbone`` (the ViT, shared with the tracker) and ``neck`` (the detector's SimpleFPN).
+
+    A container of the two (checkpoint keys ``detector_model.vision_encoder.*``) with no ``forward``: the ViT output
+    feeds both necks, so callers run ``backbone`` once and then ``features_from_trunk`` (``Sam3Model.image_trunk``
+    and ``Sam3Model.detector_features``)."""
 
     def __init__(self, vit: ViTConfig, neck: NeckConfig) -> None:
         super().__init__()
@@ -34,7 +38,3 @@ class VisionEncoder(nn.Module):
         last = fpn[-1]
         pos = sine_position_2d(last.shape[-2], last.shape[-1], last.shape[1], device=last.device, dtype=last.dtype)
         return DetectorImageFeatures(fpn=fpn, pos=pos)
-
-    def forward(self, pixels: Tensor) -> DetectorImageFeatures:
-        """pixels (B, 3, S, S) in [-1, 1] -> detector features (see ``features_from_trunk``)."""
-        return self.features_from_trunk(self.backbone(pixels))

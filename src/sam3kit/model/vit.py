@@ -1,4 +1,4 @@
-"""The SAM 3 image trunk: a Perception-Encoder ViT with windowed and global attention and 2-D RoPE (design §3.1).
+"""The SAM 3 image trunk: a Perception-Encoder ViT with windowed and global attention and 2-D RoPE.
 
 Pipeline: patch embedding (Conv2d, no bias) -> + learned abs pos-emb TILED over the grid -> LayerNorm (``ln_pre``)
 -> blocks. Every block is pre-norm ``x + Attn(LN1(x))``, ``x + MLP(LN2(x))``; window blocks attend inside
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ViTConfig
-from ..errors import InputError
+from ..errors import CheckpointError, InputError
 from .layers import MLP, Attention
 from .rope import Rope, axial_rope
 
@@ -71,6 +71,10 @@ class ViTLayer(nn.Module):
 
     def forward(self, x: Tensor, rope: Rope) -> Tensor:
         """x: (B, H, W, C); rope: table of the attention grid (window x window, or H x W for global blocks)."""
+        return self.mlp_step(self.attention_step(x, rope))
+
+    def attention_step(self, x: Tensor, rope: Rope) -> Tensor:
+        """``x + Attn(LN1 x)``, windowed or global: (B, H, W, C) -> a new (B, H, W, C) tensor."""
         b, h, w, c = x.shape
         y = self.layer_norm1(x)
         if self.window_size > 0:
@@ -81,8 +85,11 @@ class ViTLayer(nn.Module):
         else:
             t = y.reshape(b, h * w, c)
             y = self.attention(t, t, t, q_rope=rope, k_rope=rope).view(b, h, w, c)
-        x = x + y
-        return self.mlp.add_into(x, self.layer_norm2(x))  # x + MLP(LN2 x), in row blocks
+        return x + y
+
+    def mlp_step(self, x: Tensor) -> Tensor:
+        """``x + MLP(LN2 x)`` on the output of ``attention_step`` (``sam3kit.speed`` may write it into ``x``)."""
+        return x + self.mlp(self.layer_norm2(x))
 
 
 class ViT(nn.Module):
@@ -95,7 +102,8 @@ class ViT(nn.Module):
     def __init__(self, cfg: ViTConfig) -> None:
         super().__init__()
         if cfg.image_size % cfg.patch_size:
-            raise ValueError(f"image_size {cfg.image_size} is not a multiple of patch_size {cfg.patch_size}")
+            raise CheckpointError(f"image_size {cfg.image_size} is not a multiple of patch_size {cfg.patch_size}; "
+                                  "check the configuration")
         self.config = cfg
         self.embeddings = ViTEmbeddings(cfg)
         self.layer_norm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..errors import InputError
 from .autograd import needs_autograd
 
 
@@ -27,7 +28,7 @@ def conv_transpose2x2(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
         (B, 2H, 2W, Cout) contiguous, channels last.
     """
     if weight.dim() != 4 or weight.shape[2:] != (2, 2) or weight.shape[0] != x.shape[-1]:
-        raise ValueError(f"weight must be (Cin={x.shape[-1]}, Cout, 2, 2), got {tuple(weight.shape)}")
+        raise InputError(f"weight must be (Cin={x.shape[-1]}, Cout, 2, 2), got {tuple(weight.shape)}")
     b, h, w, cin = x.shape
     cout = weight.shape[1]
     mat = weight.permute(0, 2, 3, 1).reshape(cin, 4 * cout)  # columns ordered (di, dj, co)
@@ -35,7 +36,7 @@ def conv_transpose2x2(x: Tensor, weight: Tensor, bias: Optional[Tensor] = None, 
     y = flat @ mat if bias is None else torch.addmm(bias.repeat(4), flat, mat)
     blocks = y.view(b, h, w, 2, 2, cout).permute(0, 1, 3, 2, 4, 5)  # (B, H, di, W, dj, Cout) view
     if add is not None and (add.shape[1:] != (2 * h, 2 * w, cout) or add.shape[0] not in (1, b)):
-        raise ValueError(f"add must be ({b} or 1, {2 * h}, {2 * w}, {cout}), got {tuple(add.shape)}")
+        raise InputError(f"add must be ({b} or 1, {2 * h}, {2 * w}, {cout}), got {tuple(add.shape)}")
     add6 = None if add is None else add.reshape(add.shape[0], h, 2, w, 2, cout)
     if needs_autograd(y, add):
         out6 = blocks if add6 is None else blocks + add6  # differentiable path (out= is not)
@@ -68,11 +69,11 @@ def conv3x3_after_upsample2x(y: Tensor, weight: Tensor, *, add: Optional[Tensor]
         (B, Cout, 2h, 2w) contiguous.
     """
     if weight.dim() != 4 or weight.shape[2:] != (3, 3) or weight.shape[1] != y.shape[1]:
-        raise ValueError(f"weight must be (Cout, Cin={y.shape[1]}, 3, 3), got {tuple(weight.shape)}")
+        raise InputError(f"weight must be (Cout, Cin={y.shape[1]}, 3, 3), got {tuple(weight.shape)}")
     b, cin, h, w = y.shape
     cout = weight.shape[0]
     if add is not None and (add.shape[1:] != (cout, 2 * h, 2 * w) or add.shape[0] not in (1, b)):
-        raise ValueError(f"add must be ({b} or 1, {cout}, {2 * h}, {2 * w}), got {tuple(add.shape)}")
+        raise InputError(f"add must be ({b} or 1, {cout}, {2 * h}, {2 * w}), got {tuple(add.shape)}")
     taps = torch.tensor(_PHASE_TAPS, dtype=weight.dtype, device=weight.device)  # (2 phases, 2 rows, 3 taps)
     kernels = torch.einsum("apr,oirs,bqs->aboipq", taps, weight, taps).reshape(4 * cout, cin, 2, 2)
     z = F.conv2d(F.pad(y, (1, 1, 1, 1)), kernels).view(b, 2, 2, cout, h + 1, w + 1)

@@ -1,1 +1,2 @@
-"""Predictors that wrap a model: preprocessing, cached image features, prompts, post-processing."""
+"""Predictors that wrap a model: preprocessing, the image encoding service (``encoding``), its cache, coordinate
+transforms, prompts, post-processing."""

@@ -3,6 +3,9 @@
 Entries are keyed by the decoded pixels (SHA-256 of the uint8 array and its shape), the model's fingerprint,
 the dtype and the input resolution. The in-memory part is a bounded LRU; the optional on-disk part is a directory
 of versioned safetensors files. A corrupt, truncated or stale disk entry is ignored (and rewritten), never fatal.
+
+One cache may be shared by several predictors and threads: a lock guards the in-memory LRU and the counters, and
+disk entries are written to a temporary file and renamed into place, so a reader never sees half an entry.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import hashlib
 import logging
 import os
 import tempfile
+import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Optional, Union
@@ -19,12 +23,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..errors import InputError
+
 log = logging.getLogger(__name__)
 
 CACHE_FORMAT_VERSION = "1"
 
 
 def cache_key(image: np.ndarray, fingerprint: str, dtype: torch.dtype, resolution: int) -> str:
+    """Key of one decoded image (H, W, 3) uint8 for a model (``Sam3Model.fingerprint``), dtype and input side."""
     h = hashlib.sha256()
     h.update(str(image.shape).encode())
     h.update(np.ascontiguousarray(image).tobytes())
@@ -35,41 +42,53 @@ def cache_key(image: np.ndarray, fingerprint: str, dtype: torch.dtype, resolutio
 class EncodingCache:
     """LRU of image encodings (each (1, C, g, g)), optionally backed by a directory.
 
+    Safe to share between threads. Two threads that miss the same key at once both compute it (the second
+    ``put`` replaces the first with equal values); the encoder does not wait for another thread's work.
+
     Args:
         max_items: entries kept in memory (about 21 MB each at the released size in fp32); 0 disables memory.
-        directory: where to persist entries across runs; None keeps them in memory only.
+        directory: where to persist entries across runs (``~`` is expanded); None keeps them in memory only.
     """
 
     def __init__(self, max_items: int = 8, directory: Optional[Union[str, Path]] = None) -> None:
-        if max_items < 0:
-            raise ValueError("max_items must be >= 0")
+        if not isinstance(max_items, int) or isinstance(max_items, bool) or max_items < 0:
+            raise InputError(f"max_items must be an int >= 0 (0 = no in-memory entries), got {max_items!r}")
         self.max_items = max_items
-        self.directory = Path(directory) if directory is not None else None
+        self.directory = Path(directory).expanduser() if directory is not None else None
         self._mem: OrderedDict[str, Tensor] = OrderedDict()
+        self._lock = threading.RLock()
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
-        return len(self._mem)
+        with self._lock:
+            return len(self._mem)
 
     def clear(self) -> None:
-        self._mem.clear()
+        """Forget the in-memory entries (disk entries stay)."""
+        with self._lock:
+            self._mem.clear()
 
     def get(self, key: str, *, device: torch.device, dtype: torch.dtype, shape: tuple[int, ...]) -> Optional[Tensor]:
-        t = self._mem.get(key)
-        if t is not None:
-            self._mem.move_to_end(key)
-        elif self.directory is not None:
-            t = self._read(key, dtype, shape)
+        """The entry of ``key`` on ``device`` in ``dtype``, or None (counted as a miss). A disk entry must have
+        ``shape`` and ``dtype``, else it is ignored."""
+        with self._lock:
+            t = self._mem.get(key)
+            if t is not None:
+                self._mem.move_to_end(key)
+        if t is None and self.directory is not None:
+            t = self._read(key, dtype, shape)  # outside the lock: other threads go on while the file is read
             if t is not None:
                 self._remember(key, t)
-        if t is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        return t.to(device=device, dtype=dtype)
+        with self._lock:
+            if t is None:
+                self.misses += 1
+            else:
+                self.hits += 1
+        return None if t is None else t.to(device=device, dtype=dtype)
 
     def put(self, key: str, value: Tensor) -> None:
+        """Keep ``value`` (1, C, g, g) under ``key`` (in memory, and on disk with a directory)."""
         value = value.detach()
         self._remember(key, value)
         if self.directory is not None:
@@ -78,10 +97,11 @@ class EncodingCache:
     def _remember(self, key: str, value: Tensor) -> None:
         if self.max_items == 0:
             return
-        self._mem[key] = value
-        self._mem.move_to_end(key)
-        while len(self._mem) > self.max_items:
-            self._mem.popitem(last=False)
+        with self._lock:
+            self._mem[key] = value
+            self._mem.move_to_end(key)
+            while len(self._mem) > self.max_items:
+                self._mem.popitem(last=False)
 
     def _path(self, key: str) -> Path:
         assert self.directory is not None

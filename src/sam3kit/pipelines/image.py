@@ -1,12 +1,16 @@
 """``ImagePredictor``: encode an image once, then answer concept prompts (``segment``) and interactive prompts
-(``predict``) on the cached encoding. It wraps a model (composition) and holds the per-image state."""
+(``predict``) on its encoding. It wraps a model (composition); the encoding is an ``ImageEncoder``'s
+``ImageState``, and the predictor holds the current one.
+
+One result type per call: ``set_image`` / ``segment`` / ``predict`` take one image or one object;
+``set_images`` / ``segment_batch`` / ``predict_batch`` take a batch and return lists.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from collections import OrderedDict
-from typing import Any, Optional, Sequence, Union
+from dataclasses import dataclass, replace
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -17,17 +21,16 @@ from ..io.image import ImageInput, load_image
 from ..model.features import DetectorImageFeatures, TextFeatures, TrackerImageFeatures
 from ..model.sam3 import Sam3Model
 from ..ops.components import fill_small_regions
-from ..weights.pages import release_mapped
 from . import prompts as P
-from .cache import EncodingCache, cache_key
-from .postprocess import boxes_to_pixels, detection_scores, upsample_logits
-from .preprocess import preprocess
+from .cache import EncodingCache
+from .encoding import EncoderOptions, ImageEncoder, ImageState
+from .postprocess import detection_scores, upsample_logits
 from .results import PredictResult, SegmentResult
+from .text import TextFeatureCache
 
 log = logging.getLogger(__name__)
 
 VISUAL_PROMPT = "visual"  # the text the official API uses when only boxes are given
-_TEXT_CACHE_SIZE = 32
 
 
 @dataclass(frozen=True)
@@ -37,239 +40,321 @@ class PredictOptions:
     max_hole_area: background regions of at most this many low-resolution pixels (288 x 288 grid at release)
         become foreground before upsampling; 0 turns it off.
     max_sprinkle_area: foreground specks of at most this many low-resolution pixels become background.
-    release_encoder_weights: after ``set_image`` has run the ViT, give its memory-mapped weight pages back to the
-        page cache (``weights.pages.release_mapped``): the resident set stays about 1.8 GB lower (full size) while
-        prompts run, and the next image faults them in again from memory (about 0.1 s on a 40 s encode). Only
-        unmodified weights mapped from a checkpoint file are affected.
     """
 
     max_hole_area: float = 256.0
     max_sprinkle_area: float = 0.0
-    release_encoder_weights: bool = True
+
+
+@dataclass(frozen=True)
+class SegmentOptions:
+    """Knobs of ``segment`` / ``segment_batch`` (official ``Sam3Processor`` defaults).
+
+    threshold: keep instances whose score (class x presence probability) is > threshold, in [0, 1].
+    mask_threshold: mask pixels whose probability is > mask_threshold, in [0, 1].
+    return_mask_logits: also return the (N, H, W) mask logits at the original size.
+    return_semantic: also compute and return the (H, W) semantic-map logits.
+    """
+
+    threshold: float = 0.5
+    mask_threshold: float = 0.5
+    return_mask_logits: bool = False
+    return_semantic: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "threshold", P.check_threshold(self.threshold, "threshold"))
+        object.__setattr__(self, "mask_threshold", P.check_threshold(self.mask_threshold, "mask_threshold"))
+        for name in ("return_mask_logits", "return_semantic"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise InputError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
 
 class ImagePredictor:
     """Concept (text / exemplar boxes) and interactive (clicks / box / mask) segmentation on cached features.
 
-    ``set_image`` runs the ViT once; the detector neck and the tracker neck are computed on first use and cached,
+    ``set_image`` runs the ViT once; the detector neck and the tracker neck are computed on first use and kept,
     so ``segment`` and ``predict`` on the same image share one backbone pass.
     """
 
     def __init__(self, model: Sam3Model, tokenizer=None, cache: Optional[EncodingCache] = None,
-                 options: PredictOptions = PredictOptions()) -> None:
+                 options: PredictOptions = PredictOptions(), *, encoder_options: Optional[EncoderOptions] = None,
+                 encoder: Optional[ImageEncoder] = None) -> None:
         """Args:
             model: a loaded ``Sam3Model`` (``sam3kit.load``).
             tokenizer: overrides ``model.tokenizer``.
             cache: image-encoding cache; by default a private in-memory LRU of 8 images. Share one between
                 predictors, or give it a directory to keep encodings across runs.
             options: post-processing of interactive masks.
+            encoder_options: memory policy of the encoding (``EncoderOptions``; default: release the ViT's weight
+                pages after each encoding).
+            encoder: an ``ImageEncoder`` of ``model`` to use (shared with other predictors, a server's); it
+                brings its own cache and options, so ``cache`` and ``encoder_options`` must then be None.
         """
-        self.options = options
+        if not isinstance(options, PredictOptions):
+            raise InputError(f"options must be a PredictOptions, got {type(options).__name__}")
+        if encoder is not None:
+            if cache is not None or encoder_options is not None:
+                raise InputError("pass either encoder=, or cache= / encoder_options= (an encoder has its own)")
+            if encoder.model is not model:
+                raise InputError("encoder= encodes with another model than the predictor's")
+        else:
+            encoder = ImageEncoder(model, cache, encoder_options if encoder_options is not None else EncoderOptions())
         self.model = model
-        self.tokenizer = tokenizer if tokenizer is not None else getattr(model, "tokenizer", None)
-        self.cache = cache if cache is not None else EncodingCache()
-        self._sizes: list[tuple[int, int]] = []  # (H, W) per image
-        self._trunk: Optional[Tensor] = None
-        self._det: Optional[DetectorImageFeatures] = None
-        self._trk: Optional[TrackerImageFeatures] = None
-        self._text_cache: OrderedDict[str, TextFeatures] = OrderedDict()
+        self.options = options
+        self.encoder = encoder
+        self.texts = TextFeatureCache(model, tokenizer)
+        self._state: Optional[ImageState] = None
+
+    @property
+    def cache(self) -> EncodingCache:
+        return self.encoder.cache
+
+    @property
+    def tokenizer(self):
+        return self.texts.tokenizer
 
     # ------------------------------------------------------------------ image
-    @torch.inference_mode()
-    def set_image(self, image: Union[ImageInput, Sequence[ImageInput]]) -> None:
-        """Decode and encode one image, or a list of images (a batch). Replaces the previous image."""
-        batch = list(image) if isinstance(image, (list, tuple)) else [image]
-        if not batch:
-            raise InputError("set_image got an empty list of images")
-        arrays = [load_image(im) for im in batch]
-        self.reset_image()
-        m = self.model
-        S, dev, dt = m.config.image_size, m.device, m.dtype
-        vit = m.config.detector.vit
-        shape = (1, vit.hidden_size, vit.grid_size, vit.grid_size)
-        keys = [cache_key(a, model_fingerprint(m), dt, S) for a in arrays]
-        found = [self.cache.get(k, device=dev, dtype=dt, shape=shape) for k in keys]
-        todo = [i for i, t in enumerate(found) if t is None]
-        if todo:
-            pixels = preprocess([arrays[i] for i in todo], S, device=dev, dtype=dt)
-            backbone = m.detector_model.vision_encoder.backbone
-            trunk = backbone(pixels)
-            for j, i in enumerate(todo):
-                found[i] = trunk[j:j + 1]
-                self.cache.put(keys[i], found[i])
-            if self.options.release_encoder_weights:
-                release_mapped(backbone.parameters())
-        trunk = torch.cat(found) if len(found) > 1 else found[0]
-        # channels-last, as the ViT returns it: a disk entry reads back channels-first, and the necks' convolutions
-        # on that layout take about 0.75 s more per neck at full size (and its image tokens are a transposed view)
-        self._trunk = trunk.contiguous(memory_format=torch.channels_last)
-        self._sizes = [(a.shape[0], a.shape[1]) for a in arrays]
+    def set_image(self, image: ImageInput) -> None:
+        """Decode and encode one image (a path, PIL image or (H, W, 3) uint8 array). Replaces the previous one."""
+        if isinstance(image, (list, tuple)):
+            raise InputError("set_image takes one image; for a list of images use set_images (then segment_batch)")
+        arrays = [load_image(image)]  # a decoding error keeps the previous image
+        self._state = None  # its features can go while the new image is encoded
+        self._state = self.encoder.encode_arrays(arrays)
+
+    def set_images(self, images: Sequence[ImageInput]) -> None:
+        """Decode and encode a list of images (a batch, any sizes); ``segment_batch`` then answers a prompt on all
+        of them at once and ``predict`` on one (``image_index``). Replaces the previous image(s)."""
+        if not isinstance(images, (list, tuple)):
+            raise InputError(f"set_images takes a list of images, got {type(images).__name__}; for one image use "
+                             "set_image")
+        if not images:
+            raise InputError("set_images got an empty list of images")
+        arrays = [load_image(im) for im in images]
+        self._state = None
+        self._state = self.encoder.encode_arrays(arrays)
+
+    def set_state(self, state: ImageState) -> None:
+        """Use an ``ImageState`` encoded elsewhere (by ``ImageEncoder.encode`` of the same model)."""
+        if not isinstance(state, ImageState):
+            raise InputError(f"set_state takes an ImageState (ImageEncoder.encode), got {type(state).__name__}")
+        if state.model is not self.model:
+            raise InputError("this ImageState was encoded by another model than the predictor's")
+        self._state = state
 
     def reset_image(self) -> None:
-        self._sizes, self._trunk, self._det, self._trk = [], None, None, None
+        self._state = None
+
+    @property
+    def state(self) -> Optional[ImageState]:
+        """The encoding of the current image(s), or None."""
+        return self._state
 
     @property
     def is_image_set(self) -> bool:
-        return self._trunk is not None
+        return self._state is not None
 
     @property
     def image_sizes(self) -> list[tuple[int, int]]:
         """(H, W) of each image of the current batch."""
-        return list(self._sizes)
+        return self._state.sizes if self._state is not None else []
 
-    def _require_image(self) -> None:
-        if self._trunk is None:
+    def _require_image(self) -> ImageState:
+        if self._state is None:
             raise InputError("no image is set: call set_image(image) first")
+        return self._state
 
     def detector_features(self) -> DetectorImageFeatures:
-        self._require_image()
-        if self._det is None:
-            det = self.model.detector_model
-            self._det = det.with_image_terms(det.vision_encoder.features_from_trunk(self._trunk))
-        return self._det
+        return self._require_image().detector_features()
 
     def tracker_features(self) -> TrackerImageFeatures:
-        self._require_image()
-        if not self.model.has_tracker:
-            raise InputError("this checkpoint is detector-only (no tracker weights): interactive prediction needs "
-                             "the full facebook/sam3 checkpoint")
-        if self._trk is None:
-            self._trk = self.model.tracker_features(self._trunk)
-        return self._trk
+        return self._require_image().tracker_features()
 
     # ------------------------------------------------------------------ concepts
-    def _text_features(self, text: str) -> TextFeatures:
-        hit = self._text_cache.get(text)
-        if hit is not None:
-            self._text_cache.move_to_end(text)
-            return hit
-        if self.tokenizer is None:  # a model built in memory: the bundled CLIP vocabulary
-            from ..tokenizer import Sam3Tokenizer
-
-            self.tokenizer = Sam3Tokenizer.default()
-        ids, pad = self.tokenizer([text], truncate=False)  # overlong text is an error, not a silent cut
-        dev = self.model.device
-        feats = self.model.detector_model.encode_text(ids.to(dev), pad.to(dev))
-        self._text_cache[text] = feats
-        if len(self._text_cache) > _TEXT_CACHE_SIZE:
-            self._text_cache.popitem(last=False)
-        return feats
-
-    @torch.inference_mode()
     def segment(self, text: Optional[str] = None, boxes: Any = None, box_labels: Any = None, *,
-                threshold: float = 0.5, mask_threshold: float = 0.5, return_mask_logits: bool = False,
-                return_semantic: bool = False) -> Union[SegmentResult, list[SegmentResult]]:
-        """Find every instance of a concept given by ``text`` and/or exemplar ``boxes``.
+                options: Optional[SegmentOptions] = None, threshold: Optional[float] = None,
+                mask_threshold: Optional[float] = None, return_mask_logits: Optional[bool] = None,
+                return_semantic: Optional[bool] = None) -> SegmentResult:
+        """Find every instance of a concept given by ``text`` and/or exemplar ``boxes`` in the image.
 
         Args:
             text: a noun phrase ("yellow school bus"); None with boxes only.
-            boxes: (N, 4) pixel xyxy of the original image (the same boxes for every image of a batch).
+            boxes: (N, 4) pixel xyxy of the original image.
             box_labels: (N,) 1 = positive exemplar, 0 = negative; default all positive.
-            threshold: keep instances whose score (class x presence probability) is > threshold.
-            mask_threshold: mask pixels whose probability is > mask_threshold.
+            options: the knobs as a ``SegmentOptions`` (default ``SegmentOptions()``); a keyword given here
+                (``threshold``, ``mask_threshold``, ``return_mask_logits``, ``return_semantic``, see
+                ``SegmentOptions``) overrides its field.
         Returns:
-            a ``SegmentResult`` (a list of them for a batch of images).
+            a ``SegmentResult``. With a batch of images set (``set_images``), use ``segment_batch``.
         """
-        self._require_image()
+        state = self._require_image()
+        if len(state) > 1:
+            raise InputError(f"a batch of {len(state)} images is set (set_images): use segment_batch, which returns "
+                             "one SegmentResult per image")
+        opts = _segment_options(options, threshold=threshold, mask_threshold=mask_threshold,
+                                return_mask_logits=return_mask_logits, return_semantic=return_semantic)
+        return self._segment(state, text, boxes, box_labels, opts)[0]
+
+    def segment_batch(self, text: Optional[str] = None, boxes: Any = None, box_labels: Any = None, *,
+                      options: Optional[SegmentOptions] = None, threshold: Optional[float] = None,
+                      mask_threshold: Optional[float] = None, return_mask_logits: Optional[bool] = None,
+                      return_semantic: Optional[bool] = None) -> list[SegmentResult]:
+        """``segment`` on every image of the current batch at once (the same prompt and exemplar boxes, in pixels
+        of each image); one ``SegmentResult`` per image, in order (a list of one after ``set_image``)."""
+        state = self._require_image()
+        opts = _segment_options(options, threshold=threshold, mask_threshold=mask_threshold,
+                                return_mask_logits=return_mask_logits, return_semantic=return_semantic)
+        return self._segment(state, text, boxes, box_labels, opts)
+
+    @torch.inference_mode()
+    def _segment(self, state: ImageState, text: Optional[str], boxes: Any, box_labels: Any,
+                 opts: SegmentOptions) -> list[SegmentResult]:
         if text is None and boxes is None:
             raise InputError("segment needs a text prompt, exemplar boxes, or both")
-        threshold = P.check_threshold(threshold, "threshold")
-        mask_threshold = P.check_threshold(mask_threshold, "mask_threshold")
         text = P.check_text(text) if text is not None else VISUAL_PROMPT
-        B = len(self._sizes)
+        B, dev = len(state), self.model.device
         box_t = lab_t = None
         if boxes is not None:
-            norm = []
-            for (h, w) in self._sizes:
-                b = P.check_boxes(boxes, w, h)
-                cx, cy = (b[:, 0] + b[:, 2]) / 2 / w, (b[:, 1] + b[:, 3]) / 2 / h
-                bw, bh = (b[:, 2] - b[:, 0]) / w, (b[:, 3] - b[:, 1]) / h
-                norm.append(np.stack([cx, cy, bw, bh], axis=1))
+            norm = [tr.boxes_to_detector(P.check_boxes(boxes, tr.width, tr.height)) for tr in state.transforms]
             labels = P.check_labels(box_labels, norm[0].shape[0], name="box_labels")
-            box_t = torch.from_numpy(np.stack(norm)).to(self.model.device, self.model.dtype)
-            lab_t = torch.from_numpy(labels)[None].expand(B, -1).to(self.model.device)
+            box_t = torch.stack(norm).to(dev, self.model.dtype)
+            lab_t = torch.from_numpy(labels)[None].expand(B, -1).to(dev)
         elif box_labels is not None:
             raise InputError("box_labels were given without boxes")
-        tf = self._text_features(text)
+        tf = self.texts.get(text)
         tf = TextFeatures(tf.features.expand(B, -1, -1), tf.padding_mask.expand(B, -1))
-        out = self.model.detector_model.forward_prompts(
-            self.detector_features(), tf, box_t, lab_t, None, masks=True, semantic=return_semantic)
+        out = self.model.detect(state.detector_features(), tf, box_t, lab_t, None, masks=True,
+                                semantic=opts.return_semantic)
         scores = detection_scores(out.logits.float(), out.presence_logit.float())
         results = []
-        for b, (h, w) in enumerate(self._sizes):
-            keep = torch.nonzero(scores[b] > threshold).flatten()
+        for b, tr in enumerate(state.transforms):
+            h, w = tr.image_size
+            keep = torch.nonzero(scores[b] > opts.threshold).flatten()
             logits = upsample_logits(out.mask_logits[b, keep], h, w)
-            masks = logits.sigmoid() > mask_threshold
+            masks = logits.sigmoid() > opts.mask_threshold
             sem = None
-            if return_semantic:
+            if opts.return_semantic:
                 sem = upsample_logits(out.semantic_logits[b, :1], h, w)[0].cpu().numpy()
             results.append(SegmentResult(
                 masks=masks.cpu().numpy(),
-                boxes=boxes_to_pixels(out.boxes[b, keep], h, w).cpu().numpy(),
+                boxes=tr.boxes_from_detector(out.boxes[b, keep]).cpu().numpy(),
                 scores=scores[b, keep].cpu().numpy().astype(np.float32),
                 presence=float(out.presence_logit[b].float().sigmoid()),
                 query_indices=keep.cpu().numpy().astype(np.int64),
-                mask_logits=logits.cpu().numpy() if return_mask_logits else None,
+                mask_logits=logits.cpu().numpy() if opts.return_mask_logits else None,
                 semantic_logits=sem,
             ))
-        return results if B > 1 else results[0]
+        return results
 
     # ------------------------------------------------------------------ interactive
-    @torch.inference_mode()
     def predict(self, points: Any = None, point_labels: Any = None, box: Any = None, mask_input: Any = None, *,
-                multimask: bool = True, image_index: int = 0) -> Union[PredictResult, list[PredictResult]]:
+                multimask: bool = True, image_index: int = 0) -> PredictResult:
         """Segment one object from clicks, a box and/or a previous mask (SAM-style).
 
         Args:
-            points: (N, 2) pixel (x, y) of the original image; or (K, N, 2) for K objects at once.
-            point_labels: (N,) or (K, N): 1 foreground, 0 background; default all foreground.
-            box: (4,) pixel xyxy, or (K, 4) with K objects.
-            mask_input: low-resolution logits of a previous result (``low_res_logits[i]``), or (K, ...) for K objects.
+            points: (N, 2) pixel (x, y) of the original image.
+            point_labels: (N,): 1 foreground, 0 background; default all foreground.
+            box: (4,) or (1, 4) pixel xyxy.
+            mask_input: (4g, 4g) or (1, 4g, 4g) low-resolution logits of a previous result
+                (``result.low_res_logits[i]``).
             multimask: three masks (True) or one (False, with the official stability fallback).
-            image_index: which image of a batch.
+            image_index: which image of a batch (``set_images``).
         Returns:
-            a ``PredictResult``, or a list of K for a batch of prompt sets.
+            a ``PredictResult``. Several objects at once: ``predict_batch``.
         """
-        self._require_image()
+        state = self._require_image()
         if points is None and box is None and mask_input is None:
             raise InputError("predict needs at least one prompt: points, a box or a mask_input")
-        if not 0 <= image_index < len(self._sizes):
-            raise InputError(f"image_index {image_index} is out of range for a batch of {len(self._sizes)}")
-        h, w = self._sizes[image_index]
-        feats = self.tracker_features()
-        S = self.model.config.image_size
+        batch = "several objects: use predict_batch, which returns one PredictResult per object"
+        if points is not None and P.as_array(points, "points").ndim == 3:
+            raise InputError(f"points of shape (K, N, 2) describe {batch}")
+        if box is not None:
+            a = P.as_array(box, "box")
+            if a.ndim == 2 and a.shape[0] == 1:
+                box = a[0]
+            elif a.ndim == 2:
+                raise InputError(f"box of shape (K, 4) with K = {a.shape[0]} describes {batch}")
+        if mask_input is not None:
+            a = P.as_array(mask_input, "mask_input")
+            if a.ndim == 4 or (a.ndim == 3 and a.shape[0] > 1):
+                raise InputError(f"mask_input of shape {list(a.shape)} describes {batch}")
+        return self._predict(state, [(points, point_labels, box, mask_input)], multimask, image_index,
+                             batched=False)[0]
+
+    def predict_batch(self, points: Any = None, point_labels: Any = None, box: Any = None, mask_input: Any = None,
+                      *, multimask: bool = True, image_index: int = 0) -> list[PredictResult]:
+        """Segment K objects of one image at once; object k is ``predict(points[k], point_labels[k], box[k],
+        mask_input[k])``.
+
+        Args:
+            points: (K, N, 2) pixel (x, y), the same number of points N for every object.
+            point_labels: (K, N) 1 foreground, 0 background; default all foreground.
+            box: (K, 4) pixel xyxy.
+            mask_input: (K, 4g, 4g) or (K, 1, 4g, 4g) low-resolution logits.
+            Each prompt kind is given for every object or for none.
+        Returns:
+            K ``PredictResult``, in order.
+        """
+        state = self._require_image()
+        if points is None and box is None and mask_input is None:
+            raise InputError("predict_batch needs at least one prompt: points, a box or a mask_input")
+        one = "; for one object use predict"
+        sizes = {}
+        expected = (("points", points, (3,), "(K, N, 2)"), ("point_labels", point_labels, (2,), "(K, N)"),
+                    ("box", box, (2,), "(K, 4)"), ("mask_input", mask_input, (3, 4), "(K, 4g, 4g)"))
+        for name, x, dims, shape in expected:
+            if x is None:
+                continue
+            got = _shape(x)
+            if len(got) not in dims:
+                raise InputError(f"{name} must have shape {shape} for K objects, got shape {list(got)}{one}")
+            sizes[name] = got[0]
+        if len(set(sizes.values())) > 1:
+            raise InputError(f"every prompt of predict_batch needs one entry per object, got counts {sizes}")
+        K = next(iter(sizes.values()))
+        if K == 0:
+            raise InputError("predict_batch got zero objects")
+        objects = [tuple(None if x is None else x[k] for x in (points, point_labels, box, mask_input))
+                   for k in range(K)]
+        return self._predict(state, objects, multimask, image_index, batched=True)
+
+    @torch.inference_mode()
+    def _predict(self, state: ImageState, objects: list[tuple], multimask: bool, image_index: int, *,
+                 batched: bool) -> list[PredictResult]:
+        """Masks of K objects: ``objects`` = K (points, point_labels, box, mask_input) of one object each."""
+        if not isinstance(image_index, (int, np.integer)) or not 0 <= image_index < len(state):
+            raise InputError(f"image_index {image_index!r} is out of range for a batch of {len(state)}")
+        tr = state.transforms[image_index]
+        h, w = tr.image_size
+        feats = state.tracker_features()
         lowres = 4 * self.model.config.tracker.grid_size
-        batched, K = _object_count(points, box, mask_input)
         pts_l, lab_l, box_l, msk_l = [], [], [], []
-        for k in range(K):
-            pk = None if points is None else (points[k] if batched else points)
-            lk = None if point_labels is None else (point_labels[k] if batched else point_labels)
-            bk = None if box is None else (box[k] if batched else box)
-            mk = None if mask_input is None else (mask_input[k] if batched else mask_input)
+        for k, (pk, lk, bk, mk) in enumerate(objects):
+            at = f"[{k}]" if batched else ""  # names the object in error messages
             if pk is not None:
-                p = P.check_points(pk, w, h)
-                pts_l.append(p * np.array([S / w, S / h], dtype=np.float32))
-                lab_l.append(P.check_labels(lk, p.shape[0], name="point_labels"))
+                p = P.check_points(pk, w, h, name=f"points{at}")
+                pts_l.append(tr.points_to_model(p))
+                lab_l.append(torch.from_numpy(P.check_labels(lk, p.shape[0], name=f"point_labels{at}")))
             elif lk is not None:
                 raise InputError("point_labels were given without points")
             if bk is not None:
-                bb = P.check_boxes(bk, w, h, name="box", single=True)
-                box_l.append(bb * np.array([S / w, S / h, S / w, S / h], dtype=np.float32))
+                box_l.append(tr.boxes_to_model(P.check_boxes(bk, w, h, name=f"box{at}", single=True)))
             if mk is not None:
-                msk_l.append(P.check_mask_input(mk, lowres))
-        for name, lst in (("points", pts_l), ("box", box_l), ("mask_input", msk_l)):
-            if lst and len(lst) != K:
-                raise InputError(f"{name} must be given for every object of the batch or for none")
+                msk_l.append(torch.from_numpy(P.check_mask_input(mk, lowres, name=f"mask_input{at}")))
         if pts_l and len({p.shape[0] for p in pts_l}) > 1:
             raise InputError("every object of a batch must have the same number of points")
         dev, dt = self.model.device, self.model.dtype
-        t = lambda xs, dtype=dt: torch.from_numpy(np.stack(xs)).to(dev, dtype) if xs else None  # noqa: E731
+
+        def stacked(xs: list[Tensor], dtype: torch.dtype = dt) -> Optional[Tensor]:
+            return torch.stack(xs).to(dev, dtype) if xs else None
+
+        K = len(objects)
         feat = TrackerImageFeatures(
             embed=feats.embed[image_index:image_index + 1].expand(K, -1, -1, -1),
             high_res=[f[image_index:image_index + 1].expand(K, -1, -1, -1) for f in feats.high_res],
             dense_pe=feats.dense_pe)
-        out = self.model.tracker_model.predict(feat, t(pts_l), t(lab_l, torch.int64), t(box_l), t(msk_l),
-                                               multimask=multimask)
+        out = self.model.predict_masks(feat, stacked(pts_l), stacked(lab_l, torch.int64), stacked(box_l),
+                                       stacked(msk_l), multimask=multimask)
         logits = out.mask_logits.float()
         filled = fill_small_regions(logits.flatten(0, 1), max_hole_area=self.options.max_hole_area,
                                     max_sprinkle_area=self.options.max_sprinkle_area).view_as(logits)
@@ -281,33 +366,21 @@ class ImagePredictor:
                 masks=(up > 0).cpu().numpy(), iou_scores=iou,
                 object_score=float(out.object_score_logit[k].float().sigmoid().reshape(-1)[0]),
                 low_res_logits=logits[k].cpu().numpy(), best=int(np.argmax(iou))))
-        return results if batched else results[0]
+        return results
 
 
-def model_fingerprint(model: Sam3Model) -> str:
-    """Identity of a model's weights for the encoding cache: set by ``sam3kit.load`` from the checkpoint files,
-    else a random id per model object (so an in-memory model never shares entries with another)."""
-    fp = getattr(model, "fingerprint", None)
-    if fp is None:
-        import uuid
-
-        fp = f"mem-{uuid.uuid4().hex}"
-        model.fingerprint = fp
-    return fp
+def _segment_options(options: Optional[SegmentOptions], **overrides: Any) -> SegmentOptions:
+    """``options`` (default ``SegmentOptions()``) with the keyword knobs that were given (not None) replaced."""
+    if options is None:
+        options = SegmentOptions()
+    elif not isinstance(options, SegmentOptions):
+        raise InputError(f"options must be a SegmentOptions, got {type(options).__name__}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return replace(options, **given) if given else options
 
 
-def _object_count(points: Any, box: Any, mask_input: Any) -> tuple[bool, int]:
-    """Whether the prompts describe a batch of K objects, and K."""
-    if points is not None:
-        a = np.asarray(points.detach().cpu() if hasattr(points, "detach") else points, dtype=object)
-        if a.ndim == 3:
-            return True, a.shape[0]
-    if box is not None:
-        a = np.asarray(box.detach().cpu() if hasattr(box, "detach") else box, dtype=object)
-        if a.ndim == 2:
-            return True, a.shape[0]
-    if mask_input is not None:
-        a = np.asarray(mask_input.detach().cpu() if hasattr(mask_input, "detach") else mask_input, dtype=object)
-        if a.ndim == 4 or (a.ndim == 3 and a.shape[0] > 1):
-            return True, a.shape[0]
-    return False, 1
+def _shape(x: Any) -> tuple[int, ...]:
+    """Shape of a tensor, an array or nested lists (ragged lists: the dimensions up to the ragged one)."""
+    if hasattr(x, "shape"):
+        return tuple(x.shape)
+    return np.asarray(x, dtype=object).shape

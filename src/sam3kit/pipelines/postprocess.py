@@ -1,9 +1,10 @@
-"""Post-processing of the official image API (§7 of the architecture notes).
+"""Post-processing as the official image API (``Sam3Processor``) does it.
 
 Detections: ``score = sigmoid(logit) * sigmoid(presence)``, kept if ``score > threshold`` (official: strictly
-greater), query order kept (no sorting, no NMS); boxes scaled to pixels, not clipped; masks: the low-resolution
-*logits* are upsampled bilinearly (align_corners=False, no antialias) to the original size, then
-``sigmoid > mask_threshold``. (transformers upsamples probabilities instead, which differs at mask borders.)
+greater), query order kept (no sorting, no NMS); boxes scaled to pixels (``ImageTransform.boxes_from_detector``),
+not clipped; masks: the low-resolution *logits* are upsampled bilinearly (align_corners=False, no antialias) to the
+original size, then ``sigmoid > mask_threshold``. (transformers upsamples probabilities instead, which differs at
+mask borders.)
 """
 
 from __future__ import annotations
@@ -23,8 +24,3 @@ def upsample_logits(logits: Tensor, height: int, width: int) -> Tensor:
     if logits.shape[0] == 0:
         return logits.new_zeros((0, height, width), dtype=torch.float32)
     return F.interpolate(logits[:, None].float(), size=(height, width), mode="bilinear", align_corners=False)[:, 0]
-
-
-def boxes_to_pixels(boxes_xyxy: Tensor, height: int, width: int) -> Tensor:
-    """Normalised xyxy (N, 4) -> pixel xyxy (N, 4) of a width x height image."""
-    return boxes_xyxy.float() * boxes_xyxy.new_tensor([width, height, width, height], dtype=torch.float32)

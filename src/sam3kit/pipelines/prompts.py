@@ -6,14 +6,15 @@ float32 numpy arrays, or raises ``InputError``.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 
 
-def _array(x: Any, name: str) -> np.ndarray:
+def as_array(x: Any, name: str) -> np.ndarray:
+    """Numbers (nested lists, numpy, torch) -> float64 array; ``InputError`` for anything else, NaN or infinity."""
     try:
         if hasattr(x, "detach"):
             x = x.detach().cpu().numpy()
@@ -21,13 +22,14 @@ def _array(x: Any, name: str) -> np.ndarray:
     except (TypeError, ValueError) as e:
         raise InputError(f"{name} must be numbers, got {type(x).__name__}: {e}") from e
     if not np.all(np.isfinite(a)):
-        raise InputError(f"{name} contains NaN or infinity: {a.tolist()}")
+        shown = a.tolist() if a.size <= 16 else f"an array of shape {list(a.shape)}"
+        raise InputError(f"{name} contains NaN or infinity: {shown}")
     return a
 
 
 def check_boxes(boxes: Any, width: int, height: int, *, name: str = "boxes", single: bool = False) -> np.ndarray:
     """Pixel xyxy boxes inside a ``width`` x ``height`` image -> (N, 4) float32 (or (4,) with ``single``)."""
-    a = _array(boxes, name)
+    a = as_array(boxes, name)
     if single:
         if a.shape != (4,):
             raise InputError(f"{name} must be one box [x1, y1, x2, y2] in pixels, got shape {list(a.shape)}")
@@ -67,7 +69,7 @@ def check_labels(labels: Any, n: int, *, name: str, default: int = 1) -> np.ndar
 
 def check_points(points: Any, width: int, height: int, *, name: str = "points") -> np.ndarray:
     """Pixel (x, y) points inside the image -> (N, 2) float32."""
-    a = _array(points, name)
+    a = as_array(points, name)
     if a.ndim == 1 and a.shape == (2,):
         a = a[None]
     if a.ndim != 2 or a.shape[1] != 2 or a.shape[0] == 0:
@@ -79,8 +81,9 @@ def check_points(points: Any, width: int, height: int, *, name: str = "points") 
 
 
 def check_mask_input(mask: Any, size: int, *, name: str = "mask_input") -> np.ndarray:
-    """Low-resolution mask logits as returned in ``low_res_logits``: (size, size) or (1, size, size) -> (1, size, size)."""
-    a = _array(mask, name)
+    """Low-resolution mask logits as returned in ``low_res_logits``: (size, size) or (1, size, size) ->
+    (1, size, size)."""
+    a = as_array(mask, name)
     if a.ndim == 3 and a.shape[0] == 1:
         a = a[0]
     if a.shape != (size, size):
@@ -107,6 +110,3 @@ def check_threshold(value: Any, name: str) -> float:
         raise InputError(f"{name} must be in [0, 1], got {value!r}")
     return v
 
-
-def optional(x: Optional[Any]) -> bool:
-    return x is not None

@@ -14,7 +14,6 @@ written to disk.
 from __future__ import annotations
 
 import logging
-import uuid
 from dataclasses import dataclass
 from typing import Optional
 
@@ -41,7 +40,7 @@ class Int8Options:
     reduce_range: 7-bit weights (recommended on CPUs without VNNI: AVX2 only).
     threads: ONNX Runtime intra-op threads; None = torch's thread count.
     limit_heap_growth: on glibc, fix malloc's mmap threshold at 4 MiB, process-wide. ONNX Runtime's per-call
-        buffers otherwise fragment the heap: resident memory grows by about 1.7 GB during the first image at the
+        buffers otherwise fragment the heap: resident memory grows by gigabytes during the first image at the
         released size (then stays). Costs speed (every large buffer is a fresh mapping), so it is off by default.
     """
 
@@ -144,9 +143,9 @@ class Int8Linear(nn.Module):
         self._session = _gemm_session(q, scale, linear.bias, threads or torch.get_num_threads())
 
     block_rows = 2592
-    """``MLP.add_into`` runs these layers in blocks of at least this many rows: ONNX Runtime's per-call work
-    (quantizing the activations, its thread pool) makes smaller calls slower per row (576 rows: 0.58 s per ViT MLP
-    at release, 2592: 0.49 s, one call: 0.57 s with its full-size hidden activation)."""
+    """The blocked MLP step of ``sam3kit.speed.blocked_mlp`` runs these layers in blocks of at least this many
+    rows: ONNX Runtime's per-call work (quantizing the activations, its thread pool) makes smaller calls slower per
+    row, and one call for all rows needs the full-size hidden activation."""
 
     def forward(self, x: Tensor, out: Optional[Tensor] = None) -> Tensor:
         """x (..., in) -> (..., out) in x's dtype; or, with ``out`` (N, out_features) float32 contiguous, N the
@@ -200,8 +199,7 @@ def quantize_int8(model: nn.Module, options: Int8Options = Int8Options()) -> nn.
         _limit_heap_growth()
     for part in options.parts:
         swap_linears(model.get_submodule(PARTS[part]), reduce_range=options.reduce_range, threads=options.threads)
-    fp = getattr(model, "fingerprint", None) or f"mem-{uuid.uuid4().hex}"
-    model.fingerprint = f"{fp}|int8:{','.join(sorted(options.parts))}:{'r' if options.reduce_range else 'f'}"
+    model.fingerprint = f"{model.fingerprint}|int8:{','.join(sorted(options.parts))}:{'r' if options.reduce_range else 'f'}"
     return model
 
 

@@ -1,10 +1,15 @@
 """The one key table: sam3kit parameter names <-> the two released checkpoint layouts.
 
 sam3kit's module tree reproduces the Hugging Face ``facebook/sam3`` ``model.safetensors`` names, so the HF layout
-maps one to one, with two named exceptions (``HF_RENAMES``, ``HF_DUPLICATES``). The official ``sam3.pt`` layout is
-reached by the ordered rules in ``_OFFICIAL_RULES`` (ours -> official), each with the tensor fix it needs:
+maps one to one, with named exceptions (``HF_RENAMES``, ``HF_PREFIX_ALIASES``). The official ``sam3.pt`` layout is
+reached by the ordered rules of ``official_rules`` (ours -> official), each with the tensor fix it needs:
 fused q/k/v chunks, the ViT position table's cls slot, the transposed (unused) CLIP projection and the prompt
 encoder's per-label point embeddings. Keys present in only one layout are named constants with their reason.
+
+The tracker's Gaussian matrix is two tensors in the HF layout and ours (``prompt_encoder.shared_embedding`` for
+the prompt coordinates, ``shared_image_embedding`` for the image-wide position encoding) and one in the official
+layout (``pe_layer.positional_encoding_gaussian_matrix``): both of ours read it, and writing the official layout
+requires the two to be equal (``writer.official_state_dict``).
 """
 
 from __future__ import annotations
@@ -27,11 +32,6 @@ HF_PREFIX_ALIASES: dict[str, str] = {
     # file prefix -> canonical prefix. transformers 5.23 ``Sam3VideoModel.save_pretrained`` writes the tracker with
     # a doubled prefix (its load-time rename ``tracker_model.X -> X`` inverted on save); facebook/sam3 has one.
     "tracker_model.tracker_model.": "tracker_model.",
-}
-HF_DUPLICATES: dict[str, str] = {
-    # HF file key -> our key it duplicates (checked equal on load, written on save).
-    "tracker_model.shared_image_embedding.positional_embedding":
-        "tracker_model.prompt_encoder.shared_embedding.positional_embedding",
 }
 
 # ----------------------------------------------------------------------------- official layout
@@ -212,7 +212,9 @@ def _official_rules(cfg: Sam3Config) -> list[_Rule]:
             add(ME + r"memory_fuser\.layers\.(\d+)\." + ours + r"\.(weight|bias)$", OM + r"fuser.layers.\1." + off + r".\2")
         add(ME + r"memory_fuser\.layers\.(\d+)\.scale$", OM + r"fuser.layers.\1.gamma")
         PE, OPE = TM + r"prompt_encoder\.", O + "sam_prompt_encoder."
+        # one official matrix for both of ours (module docstring)
         add(PE + r"shared_embedding\.positional_embedding$", OPE + "pe_layer.positional_encoding_gaussian_matrix")
+        add(TM + r"shared_image_embedding\.positional_embedding$", OPE + "pe_layer.positional_encoding_gaussian_matrix")
         add(PE + r"point_embed\.weight$", OPE + "point_embeddings.{row}.weight", lambda m: Fix("row"))
         for ours, off in (("conv1", "0"), ("layer_norm1", "1"), ("conv2", "3"), ("layer_norm2", "4"), ("conv3", "6")):
             add(PE + r"mask_embed\." + ours + r"\.(weight|bias)$", OPE + f"mask_downscaling.{off}." + r"\1")
@@ -269,4 +271,4 @@ def extract(fix: Optional[Fix], tensor: Tensor, expected_shape: torch.Size) -> T
         return tensor[:, 1:] if tensor.shape[1] == expected_shape[1] + 1 else tensor
     if fix.kind == "transpose":
         return tensor.t()
-    raise ValueError(fix.kind)
+    raise AssertionError(f"unknown tensor fix {fix.kind!r}")  # internal invariant: the rules above name every kind

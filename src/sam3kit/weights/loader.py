@@ -1,8 +1,8 @@
 """Strict checkpoint loading: build on the meta device, map every tensor, refuse anything partial.
 
 Every parameter of the model must be filled and every tensor of the file must be used or skipped for a named
-reason (``keymap.OFFICIAL_SKIPPED``, ``keymap.HF_DUPLICATES``); otherwise one ``CheckpointError`` lists all missing
-and unexpected keys and every shape mismatch as ``expected [..], got [..]``.
+reason (``keymap.OFFICIAL_SKIPPED``); otherwise one ``CheckpointError`` lists all missing and unexpected keys and
+every shape mismatch as ``expected [..], got [..]``.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _state_shapes(modules: dict[str, torch.nn.Module]) -> dict[str, torch.Size]:
 
 def _assign(modules: dict[str, torch.nn.Module], state: dict[str, Tensor], expected: dict[str, torch.Size]) -> None:
     """Put every tensor in place, as ``load_state_dict(strict=True, assign=True)`` would, without its per-module
-    hooks (5x slower here): the mappers above have already matched names and shapes one to one. ``modules``:
+    hooks and checks: the mappers above have already matched names and shapes one to one. ``modules``:
     ``dict(model.named_modules())``."""
     if state.keys() != expected.keys():  # internal invariant
         raise AssertionError(f"mapped keys differ from the model's: {sorted(set(state) ^ set(expected))[:5]}")
@@ -149,10 +149,10 @@ def _meta_modules_skip_reset():
 
 class _SkipInit(torch.overrides.TorchFunctionMode):
     """Skip the random initialisation of parameters being built on the meta device: it computes nothing there,
-    and ``normal_`` / ``randn`` on meta tensors import ``torch._dynamo`` (about 2 s). Use only together with
-    ``torch.device("meta")`` (random factories return empty tensors). This covers sam3kit's own modules (the
-    prompt encoder's random Fourier matrix); ``_meta_modules_skip_reset`` keeps torch's layers from even calling
-    their initialisers, which through this mode cost about 0.1 s of the load."""
+    and ``normal_`` / ``randn`` on meta tensors import ``torch._dynamo``, a slow import that loading does not
+    need. Use only together with ``torch.device("meta")`` (random factories return empty tensors). This covers
+    sam3kit's own modules (the prompt encoder's random Fourier matrix); ``_meta_modules_skip_reset`` keeps torch's
+    layers from even calling their initialisers, each of which would otherwise pass through this mode."""
 
     _FACTORIES = {torch.randn, torch.rand}
 
@@ -219,15 +219,7 @@ def _map_hf(src: TensorSource, expected: dict[str, torch.Size], cfg: Sam3Config,
             mismatched.append(_shape_error(fk, shape, src.shape(fk)))
             continue
         state[ours] = src[fk]
-    unexpected = []
-    for ck, fk in canonical.items():
-        if fk in used:
-            continue
-        if ck in keymap.HF_DUPLICATES and keymap.HF_DUPLICATES[ck] in state:
-            if not torch.equal(src[fk], state[keymap.HF_DUPLICATES[ck]]):
-                raise CheckpointError(f"{fk!r} should be an exact copy of {keymap.HF_DUPLICATES[ck]!r} but differs")
-            continue
-        unexpected.append(fk)
+    unexpected = [fk for fk in canonical.values() if fk not in used]
     if layout == "hf_detector" and cfg.tracker is not None:
         missing.append("(tracker) this is a detector-only checkpoint (transformers Sam3Model): load it with a "
                        "detector-only config")

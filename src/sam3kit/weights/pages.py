@@ -3,7 +3,7 @@
 Weights loaded from a file stay views of a private (copy-on-write) memory map of it (``weights.reader``), so the
 pages a forward pass touched count in the process's resident memory until the process ends, although the kernel
 could read them again from its page cache. ``release_mapped`` drops them with ``madvise(MADV_DONTNEED)``; the next
-use faults them back in from the page cache (a minor fault per page, about 0.1 s for the 1.8 GB ViT), not from
+use faults them back in from the page cache (a minor fault per page), not from
 disk. A page that was written since mapping (an in-place edit of a weight made a private copy of it) would go
 back to the file's contents under MADV_DONTNEED, so every range is first checked in ``/proc/self/pagemap``, and a
 tensor with any such page is left alone. Linux only; elsewhere nothing is done.

@@ -147,7 +147,7 @@ _SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch
 
 def _map_safetensors(f: Path) -> Optional[dict[str, tuple[Tensor, str]]]:
     """Every tensor of a safetensors file as a view of one private (copy-on-write) memory map of the file: the
-    header is parsed here and no data is read (about 10x faster than opening each tensor through ``safetensors``).
+    header is parsed here and no data is read (opening each tensor through ``safetensors`` costs a call per tensor).
     Returns None when the file is not in the plain form this handles (unknown dtype, a tensor whose offset is not
     a multiple of its element size, anything unexpected in the header): the caller then uses ``safetensors``."""
     import struct

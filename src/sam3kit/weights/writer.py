@@ -13,16 +13,20 @@ import torch
 from torch import Tensor
 
 from ..config import Sam3Config
+from ..errors import CheckpointError
 from . import keymap
 from .loader import official_rope_table
+
+_IMAGE_WIDE_GAUSSIAN = "tracker_model.shared_image_embedding.positional_embedding"
+"""May be the very tensor of ``prompt_encoder.shared_embedding`` (a tracker that was built rather than loaded, or
+loaded from the official layout's one matrix); safetensors refuses tensors that share memory, so it is copied."""
 
 
 def hf_state_dict(state: dict[str, Tensor], cfg: Sam3Config) -> dict[str, Tensor]:
     """Our state dict under the names of a Hugging Face ``model.safetensors`` (``facebook/sam3`` layout)."""
     out = {keymap.hf_file_key(k): v for k, v in state.items()}
-    for dup, ours in keymap.HF_DUPLICATES.items():
-        if ours in state:
-            out[dup] = state[ours].clone()
+    if _IMAGE_WIDE_GAUSSIAN in out:
+        out[_IMAGE_WIDE_GAUSSIAN] = out[_IMAGE_WIDE_GAUSSIAN].clone()
     if cfg.tracker is None:  # transformers Sam3Model.save_pretrained has no prefix
         out = {k[len("detector_model."):]: v for k, v in out.items()}
     return out
@@ -33,16 +37,27 @@ def official_state_dict(state: dict[str, Tensor], cfg: Sam3Config) -> dict[str, 
 
     The cls slot of the ViT position table and the detector's point projections are not used by SAM 3 inference
     and do not exist in the Hugging Face layout; they are written as zeros.
+
+    Raises CheckpointError for a detector-only model, and when the tracker's two Gaussian matrices differ (a
+    checkpoint transformers saved from a freshly initialised model): the official layout holds one matrix, so
+    writing either copy would change the model's outputs. Such a model is written in the Hugging Face layout.
     """
     if cfg.tracker is None:
-        raise ValueError("the official layout holds detector and tracker; this model is detector-only")
+        raise CheckpointError("the official layout holds detector and tracker; this model is detector-only")
     rules = keymap.official_rules(cfg)
     fused: dict[str, list[Optional[Tensor]]] = {}
     out: dict[str, Tensor] = {}
+    written_from: dict[str, str] = {}  # official key -> our first key written there
     for k, v in state.items():
         ok, fix = keymap.official_key(rules, k)
-        if fix is None:
+        if fix is None and ok in out:  # two of ours in one official tensor: they must be equal
+            if v.device.type != "meta" and not torch.equal(v, out[ok]):
+                raise CheckpointError(
+                    f"{k} differs from {written_from[ok]}; the official sam3.pt layout holds one tensor for both ({ok}). "
+                    "Write this model in the Hugging Face layout (.safetensors or a folder) instead")
+        elif fix is None:
             out[ok] = v
+            written_from[ok] = k
         elif fix.kind == "chunk":
             fused.setdefault(ok, [None] * fix.parts)[fix.index] = v
         elif fix.kind == "pos_embed":

@@ -1,7 +1,7 @@
 """Memory attention and memory encoder vs transformers ``Sam3TrackerVideoModel`` (same random weights, fp32).
 
 transformers resizes the mask *logits* to 16g before the sigmoid / binarisation; the official code (ours) transforms
-at full resolution first and resizes afterwards (divergence #5). The module-level comparison therefore feeds a mask
+at full resolution first and resizes afterwards. The module-level comparison therefore feeds a mask
 that is already 16g x 16g, where both agree; ``encode_memory``'s order is checked against an explicit official-order
 computation.
 """

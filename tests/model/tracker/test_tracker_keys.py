@@ -2,45 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from pathlib import Path
 
-import pytest
 import torch
 
 from sam3kit.config import Sam3Config
 from sam3kit.model.tracker.tracker import Tracker
 
-KEYS_FILE = Path("/work/shared/oracle/keys_hf_Sam3VideoModel.txt")
-DUPLICATE = "tracker_model.shared_image_embedding.positional_embedding"  # loader-checked copy, not ours
+from fixtures.hf_keys import collapse_key, released_patterns
 
 
-def _collapse(key: str) -> str:
-    return re.sub(r"\.\d+(?=\.|$)", ".{i}", key)
-
-
-def _released_tracker_keys() -> dict[str, tuple[tuple[int, ...], int]]:
-    """Collapsed key -> (shape of the first instance, number of instances)."""
-    out = {}
-    for line in KEYS_FILE.read_text().splitlines():
-        name, shape, count = line.split("\t")
-        if name.startswith("tracker_model."):
-            out[name] = (tuple(int(s) for s in re.findall(r"\d+", shape)), int(re.search(r"\d+", count).group()))
-    return out
-
-
-@pytest.mark.skipif(not KEYS_FILE.exists(), reason="shared key list not available")
 def test_tracker_keys_and_shapes_match_release():
     with torch.device("meta"):
         tracker = Tracker(Sam3Config.released().tracker)
-    ours = {"tracker_model." + k: tuple(v.shape) for k, v in tracker.state_dict().items()}
-    expected = _released_tracker_keys()
-    assert expected.pop(DUPLICATE)[0] == ours["tracker_model.prompt_encoder.shared_embedding.positional_embedding"]
-    counts = Counter(_collapse(k) for k in ours)
+    ours = {k: tuple(v.shape) for k, v in tracker.state_dict().items()}
+    expected = released_patterns("tracker_model.")
+    counts = Counter(collapse_key(k) for k in ours)
     first: dict[str, tuple[int, ...]] = {}
     for k, s in ours.items():
-        first.setdefault(_collapse(k), s)
+        first.setdefault(collapse_key(k), s)
     assert set(counts) == set(expected), (f"missing {sorted(set(expected) - set(counts))}, "
                                           f"unexpected {sorted(set(counts) - set(expected))}")
     for k, (shape, n) in expected.items():
@@ -50,8 +30,9 @@ def test_tracker_keys_and_shapes_match_release():
 
 
 def test_tracker_parameter_count_matches_release():
-    """Design doc section 10.3: memory attention + memory encoder + prompt encoder (incl. the Gaussian buffer) +
-    mask decoder + misc = 11,743,618 values."""
+    """The official tracker holds 11,743,618 values (memory attention, memory encoder, prompt encoder with its one
+    Gaussian matrix, mask decoder and the learned embeddings); ours holds the matrix twice, as the Hugging Face
+    checkpoint does (the copy for the image-wide position encoding: 2 x 128 more)."""
     with torch.device("meta"):
         tracker = Tracker(Sam3Config.released().tracker)
-    assert sum(t.numel() for t in tracker.state_dict().values()) == 11_743_618
+    assert sum(t.numel() for t in tracker.state_dict().values()) == 11_743_618 + 2 * 128

@@ -1,7 +1,7 @@
 """Interactive single-image tracker (PVS) vs transformers ``Sam3TrackerModel``: same random weights, fp32.
 
 The reference is fed ``image_embeddings`` with ``no_memory_embedding`` added to the g x g level, as the official
-predictor does (transformers 5.23 adds it to the unused 36x36 level: divergence #4), and its low-res logits are
+predictor does (transformers 5.23 adds it to the unused 36x36 level instead), and its low-res logits are
 clamped to +-32 as the official predictor returns them.
 """
 

@@ -97,7 +97,6 @@ def test_low_res_logits_are_clamped(tracker, feats):
     (dict(points=torch.zeros(1, 1, 2)), "without point_labels"),
     (dict(point_labels=torch.ones(1, 1)), "without points"),
     (dict(points=torch.zeros(1, 2), point_labels=torch.ones(1, 2)), r"\(B, N, 2\)"),
-    (dict(points=torch.zeros(1, 1, 2), point_labels=torch.tensor([[5]])), "labels must be in"),
     (dict(points=torch.zeros(1, 2, 2), point_labels=torch.ones(1, 3)), "point_labels must be"),
     (dict(boxes=torch.zeros(1, 2, 2)), r"\(B, 4\)"),
     (dict(mask_input=torch.zeros(1, 1, 16, 16)), "mask_input must be"),

@@ -24,10 +24,8 @@ def build_tracker(seed: int) -> Tracker:
 
 
 def hf_tracker_state(ours: Tracker) -> dict[str, torch.Tensor]:
-    """Our tracker's weights under transformers' names (identical by construction, plus the duplicated matrix)."""
-    sd = dict(ours.state_dict())
-    sd["shared_image_embedding.positional_embedding"] = sd["prompt_encoder.shared_embedding.positional_embedding"]
-    return sd
+    """Our tracker's weights under transformers' names (identical by construction, both Gaussian matrices included)."""
+    return dict(ours.state_dict())
 
 
 def hf_tracker_config():

@@ -82,7 +82,7 @@ class MaskDecoder(nn.Module):
 
         Args:
             image_embed: (B, d, g, g) image embedding (no-memory embedding or memory conditioning already applied).
-            image_pe: (1, d, g, g) dense position encoding (``PromptEncoder.dense_pe``).
+            image_pe: (1, d, g, g) dense position encoding of the grid (``Tracker.dense_pe``).
             sparse: (B, N, d) prompt tokens (N may be 0).
             dense: (B, d, g, g) dense prompt (mask embedding or ``no_mask_embed``).
             high_res: [(B or 1, d/8, 4g, 4g), (B or 1, d/4, 2g, 2g)] after ``conv_s0`` / ``conv_s1``.

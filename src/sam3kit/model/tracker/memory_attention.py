@@ -13,6 +13,7 @@ from typing import Optional
 from torch import Tensor, nn
 
 from ...config import TrackerConfig
+from ...errors import InputError
 from ..layers import Attention
 from ..rope import axial_rope, repeat_rope
 
@@ -74,7 +75,7 @@ class MemoryAttention(nn.Module):
             x = x + 0.1 * pos.flatten(2).transpose(1, 2)
         n_spatial = memory.shape[1] - num_pointer_tokens
         if n_spatial < 0 or n_spatial % (h * w):
-            raise ValueError(f"memory has {memory.shape[1]} tokens with {num_pointer_tokens} pointer tokens; the "
+            raise InputError(f"memory has {memory.shape[1]} tokens with {num_pointer_tokens} pointer tokens; the "
                              f"spatial part must be a multiple of {h}x{w}")
         rope = axial_rope(d // self.num_heads, w, h, theta=self.rope_theta, device=features.device)
         k_rope = repeat_rope(rope, n_spatial // (h * w))

@@ -1,6 +1,6 @@
 """Memory encoder: fuses a frame's g x g features with its predicted mask into a (memory_dim, g, g) memory.
 
-Official order (divergence #5 from transformers): the full-resolution mask logits are first turned into the
+The official order (transformers resizes the logits first): the full-resolution mask logits are first turned into the
 memory input (sigmoid, or binarised ``logit > 0`` for click-derived masks; then ``* 20 - 10``) and only then
 resized, bilinear with antialias, to the downsampler's input size ``16 g`` (1152 at release).
 """

@@ -2,7 +2,8 @@
 
 Coordinates are pixels of the model input frame (0..S, S = image size, 1008 at release). A point is shifted to
 its pixel centre (+0.5), normalised by S, mapped to [-1, 1] and encoded with random Fourier features
-``[sin(2 pi c G), cos(2 pi c G)]`` (G: a fixed (2, d/2) Gaussian matrix from the checkpoint).
+``[sin(2 pi c G), cos(2 pi c G)]`` (G: a fixed (2, d/2) Gaussian matrix from the checkpoint). The image-wide
+position encoding of the mask decoder uses the same encoding of the grid's cell centres (``Tracker.dense_pe``).
 
 Point labels: 1 foreground, 0 background, 2 box top-left, 3 box bottom-right, -1 "not a point" (padding).
 """
@@ -25,18 +26,25 @@ PAD_LABEL = -1
 class RandomFourierEmbedding(nn.Module):
     """Random-Fourier position encoding of points normalised to [0, 1]^2.
 
-    ``positional_embedding``: (2, num_feats) persistent buffer (part of the checkpoint).
+    ``positional_embedding``: (2, num_feats) persistent buffer (part of the checkpoint). ``matrix``: hold this
+    tensor as the buffer instead of a new random one (the same tensor, not a copy).
     """
 
-    def __init__(self, num_feats: int) -> None:
+    def __init__(self, num_feats: int, matrix: Optional[Tensor] = None) -> None:
         super().__init__()
-        self.register_buffer("positional_embedding", torch.randn(2, num_feats))
+        self.register_buffer("positional_embedding", torch.randn(2, num_feats) if matrix is None else matrix)
 
     def forward(self, coords: Tensor) -> Tensor:
         """coords: (..., 2) as (x, y) in [0, 1]. Returns (..., 2 * num_feats) float32 as [sin | cos]."""
         c = (2 * coords.float() - 1) @ self.positional_embedding.float()
         c = 2 * math.pi * c
         return torch.cat([torch.sin(c), torch.cos(c)], dim=-1)
+
+    def grid(self, g: int) -> Tensor:
+        """Encoding of the cell centres ((i + 0.5) / g) of a g x g grid: (1, 2 * num_feats, g, g) float32."""
+        centres = (torch.arange(g, device=self.positional_embedding.device, dtype=torch.float32) + 0.5) / g
+        y, x = torch.meshgrid(centres, centres, indexing="ij")
+        return self(torch.stack([x, y], dim=-1)).permute(2, 0, 1).unsqueeze(0)
 
 
 class MaskEmbedding(nn.Module):
@@ -89,13 +97,13 @@ class PromptEncoder(nn.Module):
         return 4 * self.grid_size
 
     def dense_pe(self) -> Tensor:
-        """Position encoding of the g x g embedding grid (cell centres (i + 0.5) / g): (1, d, g, g)."""
-        g = self.grid_size
-        centres = (torch.arange(g, device=self.shared_embedding.positional_embedding.device,
-                                dtype=torch.float32) + 0.5) / g
-        y, x = torch.meshgrid(centres, centres, indexing="ij")
-        pe = self.shared_embedding(torch.stack([x, y], dim=-1))  # (g, g, d)
-        return pe.permute(2, 0, 1).unsqueeze(0)
+        """Position encoding of the g x g embedding grid with this encoder's matrix: (1, d, g, g).
+
+        This is the official ``get_dense_pe`` (one matrix for prompts and grid). ``Tracker`` encodes the grid with
+        its own ``shared_image_embedding`` copy instead (``Tracker.dense_pe``), which equals this one for the
+        released weights.
+        """
+        return self.shared_embedding.grid(self.grid_size)
 
     def embed_points(self, points: Tensor, labels: Tensor) -> Tensor:
         """Point tokens.

@@ -1,9 +1,11 @@
 """The SAM-2-style tracker of SAM 3 (``tracker_model`` of the checkpoint): interactive single-image segmentation
 (PVS) and the memory modules used for video.
 
-The checkpoint also holds ``tracker_model.shared_image_embedding.positional_embedding``, a duplicate of
-``prompt_encoder.shared_embedding.positional_embedding``; it is not a tensor of this module (the loader checks
-that the two are equal).
+The Gaussian matrix of the random-Fourier position encoding exists twice, as in transformers:
+``prompt_encoder.shared_embedding`` encodes prompt coordinates (points, box corners) and
+``shared_image_embedding`` the image-wide grid the mask decoder adds to the image embedding (``dense_pe``). The
+official model has one matrix for both uses (``sam_prompt_encoder.pe_layer``); the released checkpoint holds two
+equal copies, and a checkpoint that transformers saves from a freshly initialised model two different ones.
 """
 
 from __future__ import annotations
@@ -20,13 +22,12 @@ from ..layers import MLP
 from .mask_decoder import MaskDecoder
 from .memory_attention import MemoryAttention
 from .memory_encoder import MemoryEncoder, mask_for_memory
-from .prompt_encoder import PAD_LABEL, PromptEncoder
+from .prompt_encoder import PromptEncoder, RandomFourierEmbedding
 
 LOW_RES_LOGIT_CLAMP = 32.0
 """The official interactive predictor clamps its returned low-resolution logits to +-32."""
 BOX_LABELS = (2, 3)
 """Point labels of a box's top-left and bottom-right corners."""
-_VALID_LABELS = (PAD_LABEL, 0, 1, 2, 3)
 
 
 class Tracker(nn.Module):
@@ -40,7 +41,13 @@ class Tracker(nn.Module):
         self.config = cfg
         d, mem = cfg.hidden_size, cfg.memory_dim
         self.no_memory_embedding = nn.Parameter(torch.zeros(1, 1, d))
+        # Never read, here or in the official code (its only use, a dummy memory token for a frame without memory,
+        # follows an unconditional return in ``_prepare_memory_conditioned_features``); kept because both released
+        # checkpoints hold it and loading and conversion are strict.
         self.no_memory_positional_encoding = nn.Parameter(torch.zeros(1, 1, d))
+        # Video tracking only (not run by sam3kit yet): the memory attention, the temporal encodings of the mask
+        # memories and object pointers, and ``mask_downsample`` (a mask prompt used directly as the frame's output,
+        # the official ``_use_mask_as_output``).
         self.memory_temporal_positional_encoding = nn.Parameter(torch.zeros(cfg.num_maskmem, 1, 1, mem))
         self.no_object_pointer = nn.Parameter(torch.zeros(1, d))
         self.occlusion_spatial_embedding_parameter = nn.Parameter(torch.zeros(1, mem))
@@ -52,6 +59,11 @@ class Tracker(nn.Module):
         self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
         self.object_pointer_proj = MLP(d, d, d, 3, names="sam")
         self.temporal_positional_encoding_projection_layer = nn.Linear(d, mem)
+        # A new tracker holds the prompt encoder's matrix itself under this name too (one matrix, as the official
+        # model); loading gives each name the tensor the checkpoint holds for it.
+        self.shared_image_embedding = RandomFourierEmbedding(
+            d // 2, matrix=self.prompt_encoder.shared_embedding.positional_embedding)
+        self.register_load_state_dict_pre_hook(_untie_gaussian_matrices)
 
     # ------------------------------------------------------------------ image features
     def image_features(self, fpn: list[Tensor]) -> TrackerImageFeatures:
@@ -68,8 +80,11 @@ class Tracker(nn.Module):
         cl = torch.channels_last
         high_res = [self.mask_decoder.conv_s0(fpn[0]).contiguous(memory_format=cl),
                     self.mask_decoder.conv_s1(fpn[1]).contiguous(memory_format=cl)]
-        return TrackerImageFeatures(embed=fpn[2], high_res=high_res,
-                                    dense_pe=self.prompt_encoder.dense_pe().to(fpn[2].dtype))
+        return TrackerImageFeatures(embed=fpn[2], high_res=high_res, dense_pe=self.dense_pe().to(fpn[2].dtype))
+
+    def dense_pe(self) -> Tensor:
+        """Image-wide position encoding of the g x g grid (``shared_image_embedding``): (1, d, g, g) float32."""
+        return self.shared_image_embedding.grid(self.prompt_encoder.grid_size)
 
     # ------------------------------------------------------------------ interactive single image (PVS)
     def predict(self, features: TrackerImageFeatures, points: Optional[Tensor] = None,
@@ -86,7 +101,8 @@ class Tracker(nn.Module):
             features: from ``image_features``; embed (1 or B, d, g, g).
             points: (B, N, 2) float, (x, y) pixels of the model input frame (0..S). Pad shorter click lists with
                 label -1.
-            point_labels: (B, N) int: 1 foreground, 0 background, 2/3 box corners, -1 padding.
+            point_labels: (B, N) int: 1 foreground, 0 background, 2/3 box corners, -1 padding. The values are
+                not checked here (that would wait for the device); the pipelines check their prompts.
             boxes: (B, 4) float, xyxy pixels of the model input frame.
             mask_input: (B, 1, 4g, 4g) mask logits (e.g. a previous ``mask_logits`` output).
             multimask: True -> 3 masks; False -> 1 mask (mask token 0 with the stability fallback).
@@ -110,13 +126,13 @@ class Tracker(nn.Module):
             embed = embed + self.no_memory_embedding.view(1, -1, 1, 1)
         if embed.shape[0] != b:
             embed = embed.expand(b, -1, -1, -1)
-        pe = features.dense_pe if features.dense_pe is not None else self.prompt_encoder.dense_pe()
+        pe = features.dense_pe if features.dense_pe is not None else self.dense_pe()
         out = self.mask_decoder(embed, pe.to(embed.dtype), sparse, dense, high_res, multimask=multimask)
         out.mask_logits = out.mask_logits.clamp(-LOW_RES_LOGIT_CLAMP, LOW_RES_LOGIT_CLAMP)
         return out
 
     def _check_prompts(self, embed: Tensor, points, labels, boxes, mask_input) -> int:
-        """Validate the prompt shapes; return the prompt batch size B."""
+        """Validate the prompt shapes (never the values: no host synchronisation); return the batch size B."""
         g = self.config.grid_size
         if embed.dim() != 4 or embed.shape[1] != self.config.hidden_size or tuple(embed.shape[-2:]) != (g, g):
             raise InputError(f"features.embed must be (B, {self.config.hidden_size}, {g}, {g}), "
@@ -129,10 +145,6 @@ class Tracker(nn.Module):
                 raise InputError(f"points must be (B, N, 2) (x, y) pixels, got {tuple(points.shape)}")
             if tuple(labels.shape) != tuple(points.shape[:2]):
                 raise InputError(f"point_labels must be (B, N) = {tuple(points.shape[:2])}, got {tuple(labels.shape)}")
-            bad = ~torch.isin(labels, torch.tensor(_VALID_LABELS, device=labels.device))
-            if bool(bad.any()):
-                raise InputError(f"point labels must be in {_VALID_LABELS} (1 fg, 0 bg, 2/3 box corners, -1 pad), "
-                                 f"got {sorted(set(labels[bad].tolist()))}")
             sizes["points"] = points.shape[0]
         elif labels is not None:
             raise InputError("point_labels were given without points")
@@ -186,3 +198,12 @@ class Tracker(nn.Module):
         g = features.shape[-1]
         pos = self.memory_encoder.position(g, device=memory.device, dtype=memory.dtype).unsqueeze(0)
         return memory, pos
+
+
+def _untie_gaussian_matrices(tracker: Tracker, *args) -> None:
+    """Before ``load_state_dict``: give ``shared_image_embedding`` its own tensor if it still holds the prompt
+    encoder's, so that a checkpoint with two different copies fills each name with its own values (into one shared
+    tensor, the copy read last would overwrite the other)."""
+    image_wide, prompts = tracker.shared_image_embedding, tracker.prompt_encoder.shared_embedding
+    if image_wide.positional_embedding is prompts.positional_embedding:
+        image_wide.positional_embedding = prompts.positional_embedding.clone()
