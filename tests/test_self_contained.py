@@ -18,7 +18,7 @@ EXTRA_FILES = [".ci/run", "pyproject.toml"]
 _OUTSIDE = re.compile("|".join([
     r"\.\./" + "shared",                         # the workshop folder beside the checkout
     r"[\"'\s(=:]/(?:" + "work|root|home|Users" + r")/",  # absolute paths of one machine
-    r"[\"']" + "shared" + r"[\"']\s*/\s*[\"']oracle",  # Path(...) / "shared" / "oracle"
+    r"[\"']" + "shared" + r"[\"']\s*/\s*[\"']oracle",  # a Path joined with the folders shared, oracle
 ]))
 _PARENTS = re.compile(r"__file__\)?(?:\.resolve\(\))?\.parents\[(\d+)\]")
 
@@ -47,7 +47,7 @@ def test_no_file_names_a_path_outside_the_repository():
 
 def test_the_check_finds_what_it_looks_for(tmp_path):
     """The patterns match the forms that broke a clone before (so the test above cannot pass vacuously)."""
-    bad = ['KEYS = Path("/wo' + 'rk/shared/oracle/keys.txt")',
+    bad = ['KEYS = Path("/wo' + 'rk/sha' + 'red/ora' + 'cle/keys.txt")',
            'ORACLE = Path(__file__).resolve().parents[3] / "sha' + 'red" / "oracle"',
            '"""read from ../sha' + 'red/oracle/keys_hf.txt"""']
     assert all(_OUTSIDE.search(line) for line in bad)
