@@ -33,12 +33,6 @@ def _deterministic():
 def tiny_checkpoint(tmp_path_factory):
     """A tiny random SAM 3 checkpoint folder in the facebook/sam3 layout (seed 0): ``config.json``,
     ``model.safetensors`` and the tokenizer files ``vocab.json`` + ``merges.txt``."""
-    from fixtures.tokenizer_files import write_sam3_tokenizer_files
-    from sam3kit.model.sam3 import Sam3Model
-    from sam3kit.weights.writer import save_hf
+    from sam3kit.testing import tiny_checkpoint as write_tiny_checkpoint
 
-    d = tmp_path_factory.mktemp("tiny_sam3")
-    cfg = Sam3Config.tiny()
-    save_hf(randomize_(Sam3Model(cfg).eval(), seed=0).state_dict(), cfg, d)
-    write_sam3_tokenizer_files(d, with_tokenizer_json=False)
-    return d
+    return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny_sam3"), layout="hf", seed=0)

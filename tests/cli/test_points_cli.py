@@ -37,10 +37,11 @@ def test_one_click_gives_three_masks(cli, tiny_checkpoint, images, tmp_path):
         png = read_mask_png(out / "a" / i["mask"])
         assert np.array_equal(png, api.masks[k]) and np.array_equal(decode_rle(i["rle"]), png)
         assert np.array_equal(coco.annToMask(coco.loadAnns([k + 1])[0]).astype(bool), png)
-    # table: one row per mask with its IoU (* = best) and the object presence
+    # table: one row per mask with its IoU (* = best) and the object score, both named and explained
     rows = [line.split() for line in r.stdout.splitlines() if line.strip().split(" ")[0] in {"0", "1", "2"}]
     assert len(rows) == 3 and all(row[1] == "points" and row[2] == f"{api.object_score:.2f}" for row in rows)
-    assert rows[best][4] == f"{api.iou_scores[best]:.2f}*"
+    assert rows[best][3] == f"{api.iou_scores[best]:.2f}*"
+    assert "object score" in r.stdout and "presence" not in r.stdout and "* = highest" in r.stdout
 
 
 def test_clicks_box_and_best(cli, tiny_checkpoint, images, tmp_path):

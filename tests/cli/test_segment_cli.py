@@ -50,8 +50,8 @@ def test_outputs(first_run, tiny_checkpoint, images):
         block = r.stdout[r.stdout.index(f"{stem}.{'png' if stem == 'a' else 'jpg'}  {w}x{h}"):]
         rows = [line.split() for line in block.splitlines()[2:2 + 2 * nq]]
         assert [int(row[0]) for row in rows] == list(range(2 * nq))
-        assert rows[0][-8] == f"{res['prompts'][0]['presence']:.2f}" and rows[0][-7] == f"{inst[0]['score']:.2f}"
-        # PNG (white on black) == COCO RLE decoded by pycocotools == the Python API's masks, in score order
+        assert rows[0][-7] == f"{res['prompts'][0]['presence']:.2f}" and rows[0][-6] == f"{inst[0]['score']:.2f}"
+        # PNG (white on black) == COCO RLE decoded by pycocotools == the Python API's masks, in the API's order
         pngs = []
         for i in inst:
             with Image.open(folder / i["mask"]) as im:
@@ -64,12 +64,15 @@ def test_outputs(first_run, tiny_checkpoint, images):
         predictor.set_image(images / f"{stem}.{'png' if stem == 'a' else 'jpg'}")
         for k, text in enumerate(TEXTS):
             api = predictor.segment(text=text, threshold=0.0)
-            order = np.argsort(-api.scores, kind="stable")
+            # defect 3: one order for both: mask_{k * nq + i:03d}.png is masks[i] of the k-th prompt
+            for i in range(nq):
+                assert np.array_equal(read_mask_png(folder / f"mask_{k * nq + i:03d}.png"), api.masks[i])
             got = [p for p, i in zip(pngs, inst) if i["prompt"] == k]
-            assert all(np.array_equal(a, b) for a, b in zip(api.masks[order], got))
+            assert len(got) == nq and all(np.array_equal(a, b) for a, b in zip(api.masks, got))
             assert res["prompts"][k]["presence"] == pytest.approx(api.presence, abs=1e-6)
             scores = [i["score"] for i in inst if i["prompt"] == k]
-            assert scores == pytest.approx(api.scores[order].tolist(), abs=1e-6) and scores == sorted(scores)[::-1]
+            assert scores == pytest.approx(api.scores.tolist(), abs=1e-6)
+            assert [i["query_index"] for i in inst if i["prompt"] == k] == api.query_indices.tolist()
         # COCO document
         coco = COCO(str(folder / "coco.json"))
         assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == list(TEXTS)

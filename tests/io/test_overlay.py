@@ -76,3 +76,33 @@ def test_results_and_records(tmp_path):
     assert np.abs(c[inner].astype(int) - (img[inner] * 0.55 + np.array(color(7)) * 0.45)).max() <= 1
     with pytest.raises(InputError, match="image size"):
         draw_overlay(img, [np.zeros((10, 10), bool)])
+
+
+@pytest.mark.parametrize("size", [32, 48])
+def test_captions_leave_small_images_visible(size):
+    """A caption never covers more than a small corner of the image: on a 32x32 image the full "0 dog 0.91"
+    cannot fit, so at most the id is drawn (its box within half the width and a third of the height)."""
+    img = np.full((size, size, 3), 100, np.uint8)
+    m = np.zeros((size, size), bool)
+    m[size // 4: 3 * size // 4, size // 4: 3 * size // 4] = True
+    plain = np.asarray(draw_overlay(img, [m], [[size / 4, size / 4, 3 * size / 4, 3 * size / 4]], ids=[0]))
+    captioned = np.asarray(draw_overlay(img, [m], [[size / 4, size / 4, 3 * size / 4, 3 * size / 4]], ids=[0],
+                                        captions=["0 dog 0.91"]))
+    changed = (plain != captioned).any(axis=-1)
+    assert changed.mean() <= 1 / 6  # within W/2 x H/3
+    ys, xs = np.nonzero(changed)
+    if ys.size:
+        assert xs.max() - xs.min() + 1 <= size / 2 and ys.max() - ys.min() + 1 <= size / 3
+
+
+def test_large_images_keep_full_captions():
+    img = np.full((600, 800, 3), 100, np.uint8)
+    from PIL import Image, ImageDraw
+
+    from sam3kit.io.overlay import fit_caption
+
+    draw = ImageDraw.Draw(Image.fromarray(img))
+    text, font, pad = fit_caption(draw, "3 yellow school bus 0.91", 800, 600, 16)
+    assert text == "3 yellow school bus 0.91"
+    assert fit_caption(draw, "3 yellow school bus 0.91", 80, 60, 11)[0] == "3"  # only the id fits
+    assert fit_caption(draw, "3 dog", 8, 8, 11) is None  # nothing fits

@@ -14,8 +14,9 @@ from pycocotools.coco import COCO
 
 from sam3kit.errors import InputError, OutputError
 from sam3kit.io.rle import decode_rle, encode_rle, rle_area, rle_bbox
-from sam3kit.io.writers import (atomic_write, coco_document, mask_box, predict_records, read_mask_png,
-                                segment_records, write_json, write_mask_png)
+from sam3kit.io.writers import (atomic_write, coco_document, id_map, json_text, mask_box, merge_coco, predict_records,
+                                read_id_map_png, read_mask_png, segment_records, write_id_map_png, write_json,
+                                write_mask_png)
 from sam3kit.pipelines.results import PredictResult, SegmentResult
 
 
@@ -111,8 +112,9 @@ def _segment_result(h=20, w=30):
 def test_records_and_coco_document():
     seg = _segment_result()
     recs = segment_records(seg, "bus", 0)
-    assert [r["query_index"] for r in recs] == [8, 3, 11]  # best score first, ties in model order
-    assert [r["area"] for r in recs] == [100, 18, 0] and recs[0]["box"] == [20.0, 10.0, 30.0, 20.0]
+    assert [r["query_index"] for r in recs] == [3, 8, 11]  # the result's order: record i is masks[i]
+    assert [r["index"] for r in recs] == [0, 1, 2]
+    assert [r["area"] for r in recs] == [18, 100, 0] and recs[1]["box"] == [20.0, 10.0, 30.0, 20.0]
     m = np.zeros((3, 20, 30), bool)
     m[:, 4:8, 5:7] = True
     m[2, 0, 0] = True
@@ -131,10 +133,69 @@ def test_records_and_coco_document():
     coco.createIndex()
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == ["bus", "points"]
     anns = coco.loadAnns(coco.getAnnIds())
-    masks = [seg.masks[1], seg.masks[0], seg.masks[2], m[1], m[2]]
+    masks = [seg.masks[0], seg.masks[1], seg.masks[2], m[1], m[2]]
     for a, mk, r in zip(anns, masks, allr):
         assert np.array_equal(coco.annToMask(a).astype(bool), mk) and a["area"] == mk.sum()
         assert a["score"] == (r["score"] if r["score"] is not None else r["iou"])
-    assert anns[0]["bbox"] == [20.0, 10.0, 10.0, 10.0] and anns[2]["bbox"] == [0.0, 0.0, 1.0, 1.0]
+    assert anns[1]["bbox"] == [20.0, 10.0, 10.0, 10.0] and anns[2]["bbox"] == [0.0, 0.0, 1.0, 1.0]
     with pytest.raises(InputError):
         coco_document("img.jpg", 30, 20, segment_records(seg, "bus", 0, with_rle=False))
+
+
+def _strict(text):
+    def refuse(name):
+        raise ValueError(f"{name} is not strict JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_is_strict(tmp_path, caplog):
+    """Defect 10: NaN and infinities become null (strict parsers refuse bare NaN), and a warning says where."""
+    obj = {"presence": float("nan"), "scores": np.array([0.5, np.inf], np.float32), "n": np.float64(-np.inf),
+           "ok": [1, 2.5, None, True]}
+    with caplog.at_level("WARNING", logger="sam3kit.io.writers"):
+        write_json(tmp_path / "r.json", obj)
+    assert _strict((tmp_path / "r.json").read_text()) == {"presence": None, "scores": [0.5, None], "n": None,
+                                                          "ok": [1, 2.5, None, True]}
+    assert "3 values are not finite" in caplog.text and "presence, scores[1], n" in caplog.text
+    assert _strict(json_text({"a": 1.0})) == {"a": 1.0}
+    with pytest.raises(TypeError):
+        json_text({"a": object()})
+
+
+def test_id_map_png_roundtrip(tmp_path):
+    masks = np.zeros((3, 5, 7), bool)
+    masks[0, :3, :4] = True
+    masks[1, 2:, 3:] = True  # overlaps mask 0 at [2, 3]
+    ids = id_map(masks, (5, 7), priority=[0.9, 0.2, None])
+    assert ids.dtype == np.uint16 and ids[2, 3] == 1 and ids[4, 6] == 2 and ids[4, 0] == 0
+    assert id_map(masks, (5, 7))[2, 3] == 2  # no priority: the later instance
+    write_id_map_png(tmp_path / "ids.png", ids)
+    with Image.open(tmp_path / "ids.png") as im:
+        assert im.mode.startswith("I") and im.size == (7, 5)
+    assert np.array_equal(read_id_map_png(tmp_path / "ids.png"), ids)
+    big = np.zeros((5, 7), np.uint16)
+    big[0, 0] = 65535  # the top of the 16-bit range survives
+    write_id_map_png(tmp_path / "big.png", big)
+    assert read_id_map_png(tmp_path / "big.png")[0, 0] == 65535
+    with pytest.raises(InputError):
+        id_map(masks, (4, 7))
+
+
+def test_merge_coco():
+    seg = _segment_result()
+    recs = segment_records(seg, "bus", 0)
+    docs = [coco_document("a.png", 30, 20, recs[:2]), coco_document("a.png", 30, 20,
+                                                                    [dict(recs[2], label="car"), recs[0]])]
+    merged = merge_coco(docs, ["x/a.png", "y/a.png"])
+    assert [(i["id"], i["file_name"]) for i in merged["images"]] == [(1, "x/a.png"), (2, "y/a.png")]
+    assert [c["name"] for c in merged["categories"]] == ["bus", "car"]
+    anns = merged["annotations"]
+    assert [a["id"] for a in anns] == [1, 2, 3, 4] and [a["image_id"] for a in anns] == [1, 1, 2, 2]
+    assert [a["category_id"] for a in anns] == [1, 1, 2, 1]
+    coco = COCO()
+    coco.dataset = merged
+    coco.createIndex()
+    assert np.array_equal(coco.annToMask(anns[2]).astype(bool), seg.masks[2])
+    with pytest.raises(InputError, match="file names"):
+        merge_coco(docs, ["one.png"])

@@ -177,7 +177,7 @@ def test_bad_arguments(model):
     with pytest.raises(InputError, match="EncoderOptions"):
         ImageEncoder(model, options={"release_encoder_weights": False})
     with pytest.raises(sam3kit.ImageError):
-        enc.encode(np.zeros((4, 4), dtype=np.float32))
+        enc.encode(np.zeros((4, 4, 2), dtype=np.uint8))
 
 
 def test_model_declares_tokenizer_and_fingerprint():

@@ -279,3 +279,28 @@ def test_failed_decoding_keeps_the_previous_image(predictor):
     with pytest.raises(sam3kit.ImageError):
         predictor.set_image("/nonexistent/image.png")
     assert predictor.state is before
+
+
+def test_segment_keeps_the_query_order(predictor):
+    """Defect 3 (API side): instances in the detector's query order, not sorted by score; the CLI numbers its
+    mask files in this order."""
+    r = predictor.segment(text="a cat", threshold=0.0)
+    assert np.all(np.diff(r.query_indices) > 0) and r.query_indices.tolist() == list(range(len(r)))
+    some = predictor.segment(text="a cat", threshold=float(np.median(r.scores)))
+    assert np.all(np.diff(some.query_indices) > 0)
+    np.testing.assert_array_equal(some.scores, r.scores[some.query_indices])
+
+
+def test_segment_truncates_text_on_request(predictor):
+    """Defect 5 (API side): an overlong text is refused unless truncate_text (keyword or SegmentOptions)."""
+    text = " ".join(["cat"] * 40)
+    with pytest.raises(InputError, match="truncate_text=True"):
+        predictor.segment(text=text)
+    a = predictor.segment(text=text, threshold=0.0, truncate_text=True)
+    b = predictor.segment(text=text, options=sam3kit.SegmentOptions(threshold=0.0, truncate_text=True))
+    assert len(a) == len(b) == 10
+    np.testing.assert_array_equal(a.scores, b.scores)
+    assert predictor.segment_batch(text=text, threshold=0.0, truncate_text=True)[0].scores.tolist() == \
+        a.scores.tolist()
+    with pytest.raises(InputError, match="truncate_text must be True or False"):
+        sam3kit.SegmentOptions(truncate_text="yes")

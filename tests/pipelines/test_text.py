@@ -8,7 +8,7 @@ import torch
 from sam3kit.config import Sam3Config
 from sam3kit.errors import InputError
 from sam3kit.model.sam3 import Sam3Model
-from sam3kit.pipelines.text import TextFeatureCache, trim_padding
+from sam3kit.pipelines.text import TextFeatureCache, quote_text, trim_padding
 from sam3kit.tokenizer import Sam3Tokenizer
 
 from fixtures.tokenizer_files import write_sam3_tokenizer_files
@@ -74,3 +74,34 @@ def test_tokenizer_defaults(model, tokenizer):
 def test_overlong_prompt_is_an_error(model, tokenizer):
     with pytest.raises(InputError, match="tokens long"):
         TextFeatureCache(model, tokenizer).get(" ".join(["word"] * 40))
+
+
+def test_overlong_prompt_error_quotes_a_prefix_and_names_the_option(model, tokenizer):
+    """Defect 5: the error quotes the first 40 characters and the length, and names the truncation it offers."""
+    text = " ".join(["word"] * 40) + " the-end"
+    with pytest.raises(InputError) as e:
+        TextFeatureCache(model, tokenizer).check(text)
+    msg = str(e.value)
+    assert repr(text[:40] + "…") in msg and "the-end" not in msg
+    assert f"is {tokenizer.num_tokens(text)} tokens long, the model reads at most 32" in msg
+    assert "truncate_text=True" in msg and "--truncate-text" in msg
+    assert quote_text("short") == "'short'"
+
+
+def test_truncation_on_request(model, tokenizer, caplog):
+    """With truncate=True the prompt is cut as the official tokenizer cuts it (its first 31 ids, then the end id),
+    with a warning; a cached cut prompt is still refused to a later call that does not allow the cut."""
+    text = " ".join(["word"] * 40)
+    texts = TextFeatureCache(model, tokenizer)
+    with caplog.at_level("WARNING"):
+        cut = texts.get(text, truncate=True)
+    assert "only the first 32 are used" in caplog.text
+    ids, pad = tokenizer([text], truncate=True)
+    assert ids.shape == (1, 32) and not pad.any()
+    with torch.inference_mode():
+        full = model.encode_text(ids, pad)
+    torch.testing.assert_close(cut.features, full.features, rtol=0, atol=1e-6)
+    assert texts.get(text, truncate=True) is cut  # cached
+    with pytest.raises(InputError, match="tokens long"):
+        texts.get(text)
+    assert texts.get("a cat") is texts.get("a cat", truncate=True)  # a prompt that fits: either way

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -86,8 +87,11 @@ def _hf_dir(model, tmp_path, mutate):
 
 def test_missing_tensor_is_refused(tiny_model, tmp_path):
     d = _hf_dir(tiny_model, tmp_path, lambda sd: sd.pop("detector_model.detr_decoder.query_embed.weight"))
-    with pytest.raises(CheckpointError, match=r"1 missing:\n    detector_model\.detr_decoder\.query_embed\.weight"):
+    with pytest.raises(CheckpointError, match=r"do not match .*config\.json: missing: "
+                                              r"detector_model\.detr_decoder\.query_embed\.weight") as e:
         sam3kit.load(d)
+    assert "\n" not in str(e.value)  # one line; the tensors are in details
+    assert e.value.details == ("missing: detector_model.detr_decoder.query_embed.weight",)
 
 
 def test_unexpected_and_renamed_tensors_are_refused(tiny_model, tmp_path):
@@ -98,9 +102,10 @@ def test_unexpected_and_renamed_tensors_are_refused(tiny_model, tmp_path):
     with pytest.raises(CheckpointError) as e:
         sam3kit.load(d)
     msg = str(e.value)
-    assert "1 missing" in msg and "query_embed.weight" in msg
-    assert "2 unexpected" in msg and "extra.tensor" in msg and "query_embedding.weight" in msg
-    assert "Nothing was loaded" in msg
+    assert "\n" not in msg and "tensors: 1 missing, 2 unexpected" in msg and "Nothing was loaded" in msg
+    assert set(e.value.details) == {"missing: detector_model.detr_decoder.query_embed.weight",
+                                    "unexpected: detector_model.detr_decoder.query_embedding.weight",
+                                    "unexpected: extra.tensor"}
 
 
 def test_shape_mismatch_lists_expected_and_got(tiny_model, tmp_path):
@@ -160,7 +165,15 @@ def test_official_rope_table_must_match_config(tiny_model, tmp_path):
     k = "detector.backbone.vision_backbone.trunk.blocks.0.attn.freqs_cis"
     sd[k] = sd[k] * 1j
     torch.save(sd, p)
-    with pytest.raises(CheckpointError, match="RoPE table does not match"):
+    # the values differ, not the shape: the message says so, with the largest difference
+    with pytest.raises(CheckpointError, match=r"RoPE table has the expected shape \[16, 16\] but other values .*"
+                                              r"max difference 1\.41") as e:
+        sam3kit.load(p)
+    assert "got shape" not in str(e.value)
+    sd[k] = sd[k][:8]
+    torch.save(sd, p)
+    with pytest.raises(CheckpointError, match=r"RoPE table has shape \[8, 16\], but the configuration .* gives "
+                                              r"\[16, 16\]"):
         sam3kit.load(p)
 
 
@@ -259,3 +272,153 @@ def test_gated_error_says_what_to_do(monkeypatch):
     monkeypatch.setattr(huggingface_hub, "snapshot_download", gated)
     with pytest.raises(CheckpointError, match="gated.*accept its license.*HF_TOKEN"):
         sam3kit.load("facebook/sam3")
+
+
+# ---------------------------------------------------------------- no config.json: the released architecture assumed
+def test_official_pt_without_config_says_the_released_architecture_was_assumed(tiny_model, tmp_path):
+    p = save_official(tiny_model.state_dict(), tiny_model.config, tmp_path / "sam3.pt", with_config=False)
+    with pytest.raises(CheckpointError) as e:
+        sam3kit.load(p)
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert msg.startswith(f"{p} (official sam3.pt layout): no config.json found, so the released SAM 3 "
+                          "architecture was assumed")
+    assert "probably not the released size: put its config.json beside the weights" in msg
+    details = e.value.details
+    assert len(details) == len(set(details))  # each tensor of the file once
+    # the fused q/k/v tensor of a ViT block is one tensor of the file: one line, not one per q, k and v
+    qkv = "'detector.backbone.vision_backbone.trunk.blocks.0.attn.qkv.weight'"
+    assert sum(qkv in d for d in details) == 1
+    assert any(d.startswith(f"tensor {qkv} has wrong shape: got [192, 64], expected [3072, 1024]") for d in details)
+    assert any(d.startswith("... and ") for d in details)  # at most 20 lines per kind
+    # the same checkpoint with its config.json loads
+    save_official(tiny_model.state_dict(), tiny_model.config, p)
+    _same_state(tiny_model, sam3kit.load(p))
+
+
+def test_directory_without_config_says_so(tiny_model, tmp_path):
+    save_hf(tiny_model.state_dict(), tiny_model.config, tmp_path)
+    (tmp_path / "config.json").unlink()
+    with pytest.raises(CheckpointError, match=r"Hugging Face layout\): no config\.json found, so the released SAM 3 "
+                                              r"architecture was assumed.*probably not the released size"):
+        sam3kit.load(tmp_path)
+
+
+def test_missing_fused_tensor_is_listed_once(tiny_model, tmp_path):
+    p = save_official(tiny_model.state_dict(), tiny_model.config, tmp_path / "sam3.pt")
+    sd = torch.load(p)
+    k = "detector.transformer.decoder.layers.0.self_attn.in_proj_weight"
+    del sd[k]
+    torch.save(sd, p)
+    with pytest.raises(CheckpointError, match=rf"do not match .*config\.json: missing: {re.escape(k)}\.") as e:
+        sam3kit.load(p)
+    assert e.value.details == (f"missing: {k}",)
+
+
+# ---------------------------------------------------------------- non-finite weights
+def test_nan_weights_are_refused_naming_the_tensor(tiny_model, tmp_path):
+    k = "detector_model.detr_decoder.query_embed.weight"
+    d = _hf_dir(tiny_model, tmp_path, lambda sd: sd[k].__setitem__((3, 5), float("nan")))
+    with pytest.raises(CheckpointError, match=rf"tensor '{re.escape(k)}' of the checkpoint holds NaN or infinite "
+                                              "values") as e:
+        sam3kit.load(d)
+    assert e.value.details == (f"non-finite: {k}",) and "\n" not in str(e.value)
+
+
+def test_infinite_weights_are_refused_under_the_official_name(tiny_model, tmp_path):
+    p = save_official(tiny_model.state_dict(), tiny_model.config, tmp_path / "sam3.pt")
+    sd = torch.load(p)
+    k = "detector.backbone.vision_backbone.trunk.blocks.1.attn.qkv.weight"  # fused: the k part gets the inf
+    sd[k][70, 3] = float("inf")
+    torch.save(sd, p)
+    with pytest.raises(CheckpointError, match=rf"tensor '{re.escape(k)}' of the checkpoint holds NaN"):
+        sam3kit.load(p)
+    with pytest.raises(CheckpointError, match=rf"tensor '{re.escape(k)}' of the checkpoint holds NaN"):
+        sam3kit.load(p, dtype="bf16")
+
+
+def test_finite_check_is_exact():
+    from sam3kit.weights.values import nonfinite_tensors
+
+    state = {"big": torch.full((4,), 3e38),  # finite, but its float32 sum overflows: confirmed element-wise
+             "half": torch.full((8,), 60000.0, dtype=torch.float16),  # summed in float32: no overflow
+             "nan": torch.tensor([1.0, float("nan")]), "ninf": torch.tensor([-float("inf"), 0.0]),
+             "both": torch.tensor([float("inf"), -float("inf")]), "ints": torch.tensor([1, 2]),
+             "empty": torch.zeros(0), "complex": torch.tensor([1 + 1j, complex("nan")], dtype=torch.complex64)}
+    assert nonfinite_tensors(state) == ["nan", "ninf", "both", "complex"]
+
+
+# ---------------------------------------------------------------- a refused pickle
+def test_pickled_objects_are_refused_in_one_line(tiny_model, tmp_path):
+    import argparse
+
+    p = save_official(tiny_model.state_dict(), tiny_model.config, tmp_path / "sam3.pt")
+    sd = torch.load(p)
+    torch.save({"model": sd, "args": argparse.Namespace(lr=0.1)}, p)
+    with pytest.raises(CheckpointError, match=r"holds pickled Python objects besides tensors \(argparse\.Namespace\), "
+                                              r"which sam3kit refuses to unpickle") as e:
+        sam3kit.load(p)
+    msg = str(e.value)
+    assert "\n" not in msg and "\x1b" not in msg
+    assert e.value.details and not any("\x1b" in d or "\n" in d for d in e.value.details)
+
+
+# ---------------------------------------------------------------- a mistyped local path that reads as a Hub id
+def test_mistyped_path_says_no_local_path_then_what_the_hub_said(tmp_path, monkeypatch):
+    import httpx2
+    import huggingface_hub
+    from huggingface_hub import errors
+
+    def not_found(repo_id, **kw):
+        response = httpx2.Response(404, request=httpx2.Request("GET", "https://x"))
+        raise errors.RepositoryNotFoundError("404", response=response)
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", not_found)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError) as e:
+        sam3kit.load("ckpts/sam3")
+    assert str(e.value).startswith("ckpts/sam3: no such local file or folder; as a Hugging Face Hub id: ckpts/sam3 "
+                                   "was not found on the Hugging Face Hub")
+
+
+# ---------------------------------------------------------------- the content fingerprint
+def test_fingerprint_follows_the_content_not_the_path(tiny_model, tmp_path):
+    import os
+    import shutil
+
+    from sam3kit.weights.fingerprint import checkpoint_fingerprint
+
+    a = tmp_path / "a"
+    save_hf(tiny_model.state_dict(), tiny_model.config, a)
+    fp = sam3kit.load(a).fingerprint
+    assert not fp.startswith("mem-") and fp == checkpoint_fingerprint(a)
+    b = tmp_path / "elsewhere" / "b"
+    shutil.copytree(a, b)
+    os.utime(b / "model.safetensors", ns=(1, 1))  # touched
+    assert sam3kit.load(b).fingerprint == fp
+    assert sam3kit.load(b / "model.safetensors").fingerprint == fp  # the folder or its file: the same weights
+    other = randomize_(Sam3Model(tiny_model.config).eval(), seed=4)
+    save_hf(other.state_dict(), other.config, b)
+    assert sam3kit.load(b).fingerprint != fp
+    assert sam3kit.load(a, image_size=56).fingerprint == checkpoint_fingerprint(a, image_size=56) != fp
+    p = save_official(tiny_model.state_dict(), tiny_model.config, tmp_path / "off" / "sam3.pt")
+    q = tmp_path / "off2" / "renamed.pt"
+    q.parent.mkdir()
+    shutil.copy(p, q)
+    shutil.copy(p.parent / "config.json", q.parent / "config.json")
+    assert sam3kit.load(q).fingerprint == sam3kit.load(p).fingerprint
+
+
+# ---------------------------------------------------------------- device="auto"
+def test_auto_device(tiny_model, tmp_path):
+    from sam3kit.loading import resolve_device
+
+    save_hf(tiny_model.state_dict(), tiny_model.config, tmp_path)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto") == expected and resolve_device(torch.device("cpu")) == "cpu"
+    assert sam3kit.load(tmp_path, device="auto").device.type == expected
+    with pytest.raises(InputError, match="unknown device 'tpu'"):
+        sam3kit.load(tmp_path, device="tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="CUDA is not available here"):
+            sam3kit.load(tmp_path, device="cuda")

@@ -2,7 +2,12 @@
 
 Exit codes (``exit_codes.py``): 0 success; 2 a user mistake (bad option, missing file, wrong checkpoint: any
 ``Sam3Error``), printed as one line on stderr without a traceback; 1 an unexpected error (a bug: the message asks for
-``--debug``); 130 interrupted. ``--debug`` prints the traceback in every case.
+``--debug``); 130 interrupted. ``--debug`` prints the traceback in every case, ``-v`` the details of an error and
+the library's log. Warnings of the library are printed as ``sam3kit: warning: ...`` lines.
+
+Help texts are plain text: the reStructuredText markup of the docstrings they come from is removed
+(``plain_text``). Values that start with ``-`` and a digit (``--box -5,10,50,50``) are taken as values of the
+coordinate options, not as options (``attach_negative_values``).
 
 The commands that process many inputs (``segment``) share their pieces: ``inputs.py`` (input files and the
 ``--box`` / ``--point`` specs), ``jobs.py`` (output folders, the skip check, the run over the inputs, the summary),
@@ -14,8 +19,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 from .. import __version__
 from .exit_codes import INTERRUPTED, PROG, report_error
@@ -44,10 +50,51 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with a one-line error message (usage is one ``--help`` away)."""
+    """argparse with a one-line error message (usage is one ``--help`` away) and plain-text help."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
-        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+        self.exit(2, f"{self.prog}: error: {plain_text(message)} (see '{self.prog} --help')\n")
+
+    def format_help(self) -> str:
+        return plain_text(super().format_help())
+
+
+_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`~?([^`]+)`")
+_LITERAL = re.compile(r"``([^`]+)``")
+
+
+def plain_text(text: str) -> str:
+    """reStructuredText markup removed: ``x`` -> x, :func:`x` -> x, a literal-block "::" -> ":"."""
+    text = _LITERAL.sub(r"\1", _ROLE.sub(r"\1", text))
+    return re.sub(r"(?<=\S)::(?=\s|$)", ":", text)
+
+
+def attach_negative_values(argv: Sequence[str], options: Mapping[str, str]) -> list[str]:
+    """``--box -5,10,50,50`` (or ``-b -5,10,50,50``) -> ``--box=-5,10,50,50`` for the ``options`` whose values
+    are coordinates (option string -> its long form).
+
+    argparse takes a word that starts with ``-`` for an option unless it is a plain negative number, so a
+    coordinate list such as ``-5,10,50,50`` would leave ``--box`` without its value. Words after ``--`` are left
+    alone.
+    """
+    out: list[str] = []
+    it = iter(argv)
+    for word in it:
+        if word == "--":
+            out.append(word)
+            out.extend(it)
+            break
+        if word in options:
+            nxt = next(it, None)
+            if nxt is not None and re.match(r"-\.?\d", nxt):
+                out.append(f"{options[word]}={nxt}")
+                continue
+            out.append(word)
+            if nxt is not None:
+                out.append(nxt)
+            continue
+        out.append(word)
+    return out
 
 
 def build_parser() -> ArgumentParser:
@@ -60,12 +107,12 @@ def build_parser() -> ArgumentParser:
         epilog="Run 'sam3kit COMMAND --help' for the options of a command.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--debug", action="store_true", help="print tracebacks of errors")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does (to stderr)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what the library does, and the details of errors (to stderr)")
     common = ArgumentParser(add_help=False)
     # SUPPRESS: a flag given before the command is not reset by the command's own default
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="print tracebacks of errors")
     common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                        help="log what the library does (to stderr)")
+                        help="log what the library does, and the details of errors (to stderr)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     sub.required = True
     for module in (segment, info, convert, env):
@@ -75,12 +122,22 @@ def build_parser() -> ArgumentParser:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``sam3kit`` command; returns the exit code."""
+    from .prompt_args import COORDINATE_OPTIONS
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(attach_negative_values(argv, COORDINATE_OPTIONS))
     debug = bool(getattr(args, "debug", False))
-    if getattr(args, "verbose", False) or debug:
+    verbose = bool(getattr(args, "verbose", False)) or debug
+    handler = None
+    if verbose:
         logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, stream=sys.stderr,
                             format="%(levelname)s %(name)s: %(message)s")
+    else:  # the library's warnings, one line each (no handler: Python would print them bare)
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setLevel(logging.WARNING)
+        handler.setFormatter(logging.Formatter(f"{PROG}: warning: %(message)s"))
+        logging.getLogger("sam3kit").addHandler(handler)
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
@@ -92,7 +149,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except BaseException as e:  # noqa: BLE001 - the one place that turns exceptions into exit codes
         if isinstance(e, SystemExit):
             raise
-        return report_error(e, debug)
+        return report_error(e, debug, verbose=verbose)
+    finally:
+        if handler is not None:
+            logging.getLogger("sam3kit").removeHandler(handler)
 
 
 def _silence_stdout() -> None:

@@ -10,7 +10,7 @@ new one is written. Files of the earlier run that this run does not write again 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 from .manifest import PARTIAL_NAME, RESULT_NAME, listed_files
 
@@ -26,9 +26,12 @@ class JobOutputs:
         self.force = force
 
     @classmethod
-    def begin(cls, folder: Path, planned: Sequence[str], *, force: bool) -> "JobOutputs":
+    def begin(cls, folder: Path, planned: Sequence[str], *, force: bool,
+              owner: Optional[dict[str, Any]] = None) -> "JobOutputs":
         """Check that the ``planned`` file names (plain names, ``result.json`` excluded) may be written into
-        ``folder`` and mark them as this run's; raises ``OutputError`` naming the first file that is not ours."""
+        ``folder`` and mark them as this run's; raises ``OutputError`` naming the first file that is not ours.
+        ``owner`` (the input's identity: path, sha256) is recorded in the marker, so that another input's run
+        never takes the folder over (``jobs.plan_jobs``)."""
         from ..errors import OutputError
         from ..io.writers import write_json
 
@@ -40,7 +43,10 @@ class JobOutputs:
             if clash:
                 raise OutputError(f"{folder / clash[0]} exists already; pass --force to overwrite, or choose "
                                   "another --out")
-        write_json(folder / PARTIAL_NAME, {"files": sorted(owned | set(planned))}, overwrite=True)
+        marker: dict[str, Any] = {"files": sorted(owned | set(planned))}
+        if owner is not None:
+            marker["input"] = owner
+        write_json(folder / PARTIAL_NAME, marker, overwrite=True)
         if force and (folder / RESULT_NAME).exists():
             (folder / RESULT_NAME).unlink()  # the folder is incomplete until the new result.json is written
         return cls(folder, planned, owned, force)

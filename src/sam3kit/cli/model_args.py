@@ -1,12 +1,14 @@
 """The model flags of the commands that run SAM 3 (``--model``, ``--device``, ``--dtype``, ``--fast``,
-``--image-size``), the checkpoint's identity for the skip check, and loading the model they name."""
+``--image-size``, ``--threads``, ``--cache``), the checkpoint's identity for the skip check, and loading the model
+they name."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
+
+from .inputs import parse_threads
 
 
 def add_model_argument(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +29,26 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--image-size", type=int, default=None, metavar="N",
                    help="run the model at N x N pixels instead of the checkpoint's 1008 (a multiple of 336; "
                         "faster, less accurate)")
+    r.add_argument("--threads", type=parse_threads, default=None, metavar="N",
+                   help="CPU threads for PyTorch (intra- and inter-op; default: PyTorch's choice, usually one per "
+                        "core). Fewer threads can be faster on a busy machine")
+    r.add_argument("--cache", default=None, metavar="DIR",
+                   help="keep image encodings in DIR: a later run on the same image (other prompts) reads the "
+                        "encoding instead of running the image encoder again")
+
+
+def apply_threads(n: Optional[int]) -> None:
+    """``--threads N``: PyTorch's intra-op and inter-op thread counts (the inter-op count can only be set before
+    PyTorch's first parallel work; later it stays as it is)."""
+    if n is None:
+        return
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(n)
+    except RuntimeError:  # already set, or parallel work has started
+        pass
 
 
 def runtime_record(args: argparse.Namespace) -> dict[str, Any]:
@@ -34,22 +56,31 @@ def runtime_record(args: argparse.Namespace) -> dict[str, Any]:
     return {"dtype": args.dtype, "fast": args.fast, "image_size": args.image_size}
 
 
-def model_identity(source: str) -> dict[str, Any]:
-    """What identifies the weights for the skip check: path, size and time of the checkpoint's files (a folder's
-    top-level files; a file and the config.json beside it); a Hub id as given."""
+def model_identity(source: str, image_size: Optional[int] = None) -> dict[str, Any]:
+    """What identifies the weights for the skip check: ``{"source": ..., "fingerprint": ...}``.
+
+    For a local checkpoint the fingerprint is its content fingerprint (``weights.fingerprint``: file sizes,
+    headers and sampled blocks, and the architecture; the one ``sam3kit.load`` gives ``model.fingerprint``), read
+    without loading the model, so a touched, copied or differently named checkpoint (``-m DIR`` or
+    ``-m DIR/model.safetensors``) is the same model. For a Hub id, or a checkpoint whose fingerprint cannot be read
+    here (loading will say why), it is None and the command records ``model.fingerprint`` once it has loaded the
+    model (``jobs.settle_model``).
+    """
     p = Path(source).expanduser()
     if not p.exists():
-        return {"source": source}
-    if p.is_dir():
-        paths = sorted(f for f in p.iterdir() if f.is_file())
-    else:
-        paths = [p] + ([p.parent / "config.json"] if (p.parent / "config.json").is_file() else [])
-    return {"source": str(p.resolve()),
-            "files": [{"name": f.name, "bytes": f.stat().st_size, "mtime_ns": f.stat().st_mtime_ns} for f in paths]}
+        return {"source": source, "fingerprint": None}
+    try:
+        from ..weights.fingerprint import checkpoint_fingerprint
+
+        fingerprint = checkpoint_fingerprint(p, image_size=image_size)
+    except Exception:  # noqa: BLE001 - any problem of the checkpoint is reported by loading it
+        fingerprint = None
+    return {"source": str(p.resolve()), "fingerprint": fingerprint}
 
 
-def load_model(args: argparse.Namespace, device: str):
-    """``sam3kit.load`` with the flags of ``args`` on ``device`` (from ``resolve_device``).
+def load_model(args: argparse.Namespace, device: str, reporter: Any = None):
+    """``sam3kit.load`` with the flags of ``args`` on ``device`` (from ``resolve_device``); ``reporter``
+    (``report.Reporter``) shows it as the current stage.
 
     A bad ``--image-size``, or ``--fast`` without its extra installed, is a user mistake (``InputError``).
     """
@@ -57,8 +88,8 @@ def load_model(args: argparse.Namespace, device: str):
 
     from ..errors import InputError
 
-    if not getattr(args, "quiet", False) and sys.stderr.isatty():
-        sys.stderr.write(f"loading {args.model} on {device} ({args.dtype}) ...\n")
+    if reporter is not None:
+        reporter.stage(f"loading {args.model} on {device} ({args.dtype})")
     try:
         return sam3kit.load(args.model, device=device, dtype=args.dtype, image_size=args.image_size,
                             fast=None if args.fast == "none" else args.fast)

@@ -9,6 +9,9 @@ from typing import Optional
 
 from .inputs import parse_box, parse_point, parse_probability
 
+# the options whose values may start with "-" (negative coordinates), with their long forms
+COORDINATE_OPTIONS = {"-b": "--box", "--box": "--box", "-p": "--point", "--point": "--point"}
+
 
 @dataclass(frozen=True)
 class Prompt:
@@ -34,9 +37,12 @@ def add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("prompts")
     g.add_argument("-t", "--text", action="append", metavar="TEXT",
                    help="noun phrase whose every instance is found (repeatable: one concept each)")
+    g.add_argument("--truncate-text", action="store_true",
+                   help="cut a --text longer than the model's context (32 tokens) as the official model does, "
+                        "with a warning, instead of stopping with an error")
     g.add_argument("-b", "--box", action="append", type=parse_box, metavar="X1,Y1,X2,Y2[,L]",
                    help="pixel box (repeatable). Without --point: an exemplar, label 1 positive / 0 negative; "
-                        "with --point: the object's box")
+                        "with --point: the object's box. Negative values are accepted (--box -5,10,50,50)")
     g.add_argument("-p", "--point", action="append", type=parse_point, metavar="X,Y[,L]",
                    help="pixel click on one object (repeatable), label 1 foreground / 0 background")
     pick = g.add_mutually_exclusive_group()

@@ -4,11 +4,15 @@
     overlay_result("photo.jpg", predictor.segment(text="dog"), label="dog")      # -> PIL.Image
 
 Colours are a fixed function of the instance id, so the same id has the same colour in every image and run.
+Captions never hide much of the image: each is drawn at the largest size (from about 1/50 of the image's longer
+side down to 7 px) at which its box stays within half the image's width and a third of its height; when the full
+caption does not fit, only the instance id is drawn, and on an image too small even for that, no caption.
 """
 
 from __future__ import annotations
 
 import colorsys
+import functools
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -66,7 +70,7 @@ def draw_overlay(image: ImageInput, masks: Any = None, boxes: Any = None, *, ids
     im = Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8))
     draw = ImageDraw.Draw(im)
     width = max(1, round(max(H, W) / 400))
-    font = _font(max(11, round(max(H, W) / 50)))
+    font_size = max(11, round(max(H, W) / 50))
     for k in range(n):
         box = None if boxes is None or k >= len(boxes) else boxes[k]
         c = color(ids[k])
@@ -80,7 +84,9 @@ def draw_overlay(image: ImageInput, masks: Any = None, boxes: Any = None, *, ids
         else:
             continue
         if captions is not None and k < len(captions) and captions[k]:
-            _caption(draw, anchor, str(captions[k]), c, font, W, H)
+            fitted = fit_caption(draw, str(captions[k]), W, H, font_size)
+            if fitted is not None:
+                _caption(draw, anchor, *fitted, c, W, H)
     if prompt_boxes is not None:
         for b in np.asarray(prompt_boxes, dtype=np.float64).reshape(-1, 4):
             _dashed_rect(draw, b, (255, 255, 255), width)
@@ -136,6 +142,10 @@ def _contour(m: np.ndarray) -> np.ndarray:
     return m & ~inner
 
 
+MIN_FONT = 7  # px: smaller captions are not drawn
+
+
+@functools.lru_cache(maxsize=64)
 def _font(size: int):
     from PIL import ImageFont
 
@@ -145,15 +155,32 @@ def _font(size: int):
         return ImageFont.load_default()
 
 
-def _caption(draw, anchor: tuple[float, float], text: str, c: tuple[int, int, int], font, W: int, H: int) -> None:
+def _pad(size: int) -> int:
+    return 2 if size >= 11 else 1
+
+
+def fit_caption(draw, text: str, W: int, H: int, size: int) -> Optional[tuple[str, Any, int]]:
+    """(text, font, padding) of the caption to draw on a W x H image, or None: ``text`` at the largest size from
+    ``size`` down to ``MIN_FONT`` whose box fits in W/2 x H/3, else its first word (the instance id) likewise."""
+    for candidate in dict.fromkeys([text, text.split(" ")[0]]):
+        for s in range(max(size, MIN_FONT), MIN_FONT - 1, -1):
+            font, pad = _font(s), _pad(s)
+            l, t, r, b = draw.textbbox((0, 0), candidate, font=font)
+            if r - l + 2 * pad <= W / 2 and b - t + 2 * pad <= H / 3:
+                return candidate, font, pad
+    return None
+
+
+def _caption(draw, anchor: tuple[float, float], text: str, font, pad: int, c: tuple[int, int, int], W: int,
+             H: int) -> None:
     x, y = anchor
     l, t, r, b = draw.textbbox((0, 0), text, font=font)
-    tw, th = r - l + 4, b - t + 4
+    tw, th = r - l + 2 * pad, b - t + 2 * pad
     x = min(max(0.0, x), max(0.0, W - tw))
     y = y - th if y - th >= 0 else min(y, max(0.0, H - th))
-    draw.rectangle([x, y, x + tw, y + th], fill=c)
+    draw.rectangle([x, y, x + tw - 1, y + th - 1], fill=c)  # both corners inclusive: tw x th pixels
     luminance = 0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]
-    draw.text((x + 2 - l, y + 2 - t), text, fill=(0, 0, 0) if luminance > 140 else (255, 255, 255), font=font)
+    draw.text((x + pad - l, y + pad - t), text, fill=(0, 0, 0) if luminance > 140 else (255, 255, 255), font=font)
 
 
 def _dashed_rect(draw, box: np.ndarray, c: tuple[int, int, int], width: int) -> None:

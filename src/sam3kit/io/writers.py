@@ -1,4 +1,5 @@
-"""Result writers: binary mask PNGs, JSON records with COCO RLE, COCO documents; every file written atomically.
+"""Result writers: binary mask PNGs, instance-id maps, JSON records with COCO RLE, COCO documents; every file
+written atomically, and JSON always strict (a value that is not finite is written as ``null``, with a warning).
 
 Atomic: the bytes go to a hidden temporary file in the destination folder, which is then renamed onto the final
 name, so a reader (or a re-run after a crash) never sees a half-written file. No-overwrite: unless ``overwrite`` is
@@ -7,17 +8,22 @@ where the file system allows it.
 
 Instance records are plain dicts, the one form the JSON, COCO, table and overlay writers share::
 
-    {"id": 0, "prompt": 0, "label": "yellow bus", "score": 0.91, "iou": None, "box": [x1, y1, x2, y2],
+    {"id": 0, "prompt": 0, "index": 0, "label": "yellow bus", "score": 0.91, "iou": None, "box": [x1, y1, x2, y2],
      "area": 13204, "mask_index": None, "query_index": 17, "rle": {"size": [H, W], "counts": "..."}}
 
-``box`` is pixel xyxy of the original image (the model's box for concept prompts, the mask's bounds for
-interactive ones); ``score`` is the detection score (concept) or None; ``iou`` the predicted IoU (interactive).
+Records keep the order of the result they come from: ``index`` is the instance's position in it (``masks[index]``
+of a ``SegmentResult``, the candidate mask of a ``PredictResult``), so a concept's records are in the detector's
+query order, as ``segment`` returns them. ``box`` is pixel xyxy of the original image (the model's box for concept
+prompts, the mask's bounds for interactive ones); ``score`` is the detection score (concept) or None; ``iou`` the
+predicted IoU (interactive).
 """
 
 from __future__ import annotations
 
 import io
 import json
+import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -29,6 +35,7 @@ from ..errors import InputError, OutputError
 from .rle import encode_rle, rle_area
 
 PathLike = Union[str, Path]
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- atomic files
@@ -93,18 +100,37 @@ def write_text(path: PathLike, text: str, *, overwrite: bool = False) -> Path:
 
 
 def write_json(path: PathLike, obj: Any, *, overwrite: bool = False, indent: Optional[int] = 2) -> Path:
-    """``obj`` as UTF-8 JSON (numpy scalars and arrays converted)."""
-    text = json.dumps(obj, indent=indent, default=_json_default, ensure_ascii=False)
-    return write_text(path, text + "\n", overwrite=overwrite)
+    """``obj`` as strict UTF-8 JSON (``json_text``)."""
+    return write_text(path, json_text(obj, indent=indent, where=str(path)) + "\n", overwrite=overwrite)
 
 
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
+def json_text(obj: Any, *, indent: Optional[int] = 2, where: str = "JSON output") -> str:
+    """``obj`` as strict JSON: numpy scalars and arrays and paths converted; NaN and infinities, which strict JSON
+    parsers refuse, written as ``null`` (a warning names how many and where)."""
+    bad: list[str] = []
+    clean = _jsonable(obj, bad, "")
+    if bad:
+        log.warning("%s: %d value%s not finite (NaN or infinity), written as null: %s", where, len(bad),
+                    " is" if len(bad) == 1 else "s are", ", ".join(bad[:4]) + (" ..." if len(bad) > 4 else ""))
+    return json.dumps(clean, indent=indent, ensure_ascii=False, allow_nan=False)
+
+
+def _jsonable(o: Any, bad: list[str], at: str) -> Any:
+    if isinstance(o, dict):
+        return {k: _jsonable(v, bad, f"{at}.{k}" if at else str(k)) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_jsonable(v, bad, f"{at}[{i}]") for i, v in enumerate(o)]
     if isinstance(o, np.ndarray):
-        return o.tolist()
+        return _jsonable(o.tolist(), bad, at)
+    if isinstance(o, np.generic):
+        o = o.item()
+    if isinstance(o, float) and not math.isfinite(o):
+        bad.append(at or "value")
+        return None
     if isinstance(o, Path):
         return str(o)
+    if o is None or isinstance(o, (str, int, float, bool)):
+        return o
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 
@@ -134,6 +160,46 @@ def read_mask_png(path: PathLike) -> np.ndarray:
         return np.asarray(im.convert("L")) >= 128
 
 
+def id_map(masks: Sequence[np.ndarray], shape: tuple[int, int], priority: Optional[Sequence[float]] = None
+           ) -> np.ndarray:
+    """Instance-id map of ``masks``: (H, W) uint16, 0 background, ``i + 1`` where mask ``i`` is.
+
+    Where masks overlap, the pixel takes the mask of highest ``priority`` (a score; ties and the default: the
+    higher index). Raises ``InputError`` for more than 65535 masks or a mask of another shape.
+    """
+    if len(masks) > 65535:
+        raise InputError(f"an id map holds at most 65535 instances, got {len(masks)}")
+    out = np.zeros(shape, dtype=np.uint16)
+    order = range(len(masks)) if priority is None else \
+        np.argsort([(-math.inf if p is None or not math.isfinite(p) else p) for p in priority], kind="stable")
+    for i in order:
+        m = np.asarray(masks[i]).astype(bool)
+        if m.shape != tuple(shape):
+            raise InputError(f"mask {i} has shape {list(m.shape)}, expected {list(shape)}")
+        out[m] = int(i) + 1
+    return out
+
+
+def write_id_map_png(path: PathLike, ids: np.ndarray, *, overwrite: bool = False) -> Path:
+    """Write an (H, W) uint16 id map (``id_map``) as a 16-bit grayscale PNG, atomically."""
+    from PIL import Image
+
+    a = np.asarray(ids)
+    if a.ndim != 2 or a.dtype != np.uint16:
+        raise InputError(f"an id map must be (H, W) uint16, got {list(a.shape)} {a.dtype}")
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(a, dtype="<u2")).save(buf, format="PNG")  # mode "I;16": 16-bit gray
+    return atomic_write(path, buf.getvalue(), overwrite=overwrite)
+
+
+def read_id_map_png(path: PathLike) -> np.ndarray:
+    """A 16-bit id map PNG -> (H, W) uint16."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im).astype(np.uint16)
+
+
 def write_image_png(path: PathLike, image: Any, *, overwrite: bool = False) -> Path:
     """Write a PIL image or an (H, W, 3) uint8 array as PNG, atomically."""
     from PIL import Image
@@ -154,13 +220,9 @@ def mask_box(mask: np.ndarray) -> Optional[list[float]]:
     return [float(xs[0]), float(ys[0]), float(xs[-1] + 1), float(ys[-1] + 1)]
 
 
-def score_order(scores: Any) -> np.ndarray:
-    """Indices that sort ``scores`` from best to worst (stable: ties keep the model's order)."""
-    return np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-
-
 def segment_records(result: Any, label: str, prompt: int = 0, *, with_rle: bool = True) -> list[dict[str, Any]]:
-    """Instance records of a ``SegmentResult`` (every instance of a concept), best score first.
+    """Instance records of a ``SegmentResult`` (every instance of a concept), in the result's order (record ``i``
+    is ``result.masks[i]``: the detector's query order).
 
     Args:
         result: a ``SegmentResult`` (masks (N, H, W), boxes (N, 4) pixel xyxy, scores (N,), query_indices (N,)).
@@ -170,10 +232,10 @@ def segment_records(result: Any, label: str, prompt: int = 0, *, with_rle: bool 
         N dicts as in the module docstring, "id" unset (None): ids are given per image by the caller.
     """
     out = []
-    for i in score_order(result.scores):
+    for i in range(len(result.scores)):
         m = np.asarray(result.masks[i])
         rec = _record(m, label, prompt, with_rle)
-        rec.update(score=float(result.scores[i]), box=[float(v) for v in result.boxes[i]],
+        rec.update(index=i, score=float(result.scores[i]), box=[float(v) for v in result.boxes[i]],
                    query_index=int(result.query_indices[i]))
         out.append(rec)
     return out
@@ -192,15 +254,15 @@ def predict_records(result: Any, label: str, prompt: int = 0, *, indices: Option
     for i in keep:
         m = np.asarray(result.masks[i])
         rec = _record(m, label, prompt, with_rle)
-        rec.update(iou=float(result.iou_scores[i]), box=mask_box(m), mask_index=int(i),
+        rec.update(index=int(i), iou=float(result.iou_scores[i]), box=mask_box(m), mask_index=int(i),
                    best=bool(int(i) == int(result.best)))
         out.append(rec)
     return out
 
 
 def _record(mask: np.ndarray, label: str, prompt: int, with_rle: bool) -> dict[str, Any]:
-    rec: dict[str, Any] = {"id": None, "prompt": prompt, "label": label, "score": None, "iou": None, "box": None,
-                           "area": int(mask.sum()), "mask_index": None, "query_index": None}
+    rec: dict[str, Any] = {"id": None, "prompt": prompt, "index": None, "label": label, "score": None, "iou": None,
+                           "box": None, "area": int(mask.sum()), "mask_index": None, "query_index": None}
     if with_rle:
         rec["rle"] = encode_rle(mask)
     return rec
@@ -228,6 +290,38 @@ def coco_document(file_name: str, width: int, height: int, records: Sequence[dic
     return {
         "info": {"description": "sam3kit segmentation"},
         "images": [{"id": image_id, "file_name": file_name, "width": int(width), "height": int(height)}],
+        "annotations": anns,
+        "categories": [{"id": cid, "name": name, "supercategory": "object"} for name, cid in cats.items()],
+    }
+
+
+def merge_coco(documents: Sequence[dict[str, Any]], file_names: Optional[Sequence[str]] = None) -> dict[str, Any]:
+    """One COCO dataset from several (``coco_document`` outputs, one or more images each): image ids 1..N and
+    annotation ids 1..M renumbered in order, categories merged by name (ids from 1 in order of first appearance).
+
+    ``file_names``: one per image in order, replacing each image's ``file_name`` (e.g. its path below the folder
+    it came from, so that equal names from different folders stay apart).
+    """
+    n_images = sum(len(doc.get("images", [])) for doc in documents)
+    if file_names is not None and len(file_names) != n_images:
+        raise InputError(f"got {len(file_names)} file names for {n_images} images")
+    cats: dict[str, int] = {}
+    images, anns = [], []
+    for doc in documents:
+        cat_names = {c["id"]: c["name"] for c in doc.get("categories", [])}
+        new_image = {}
+        for im in doc.get("images", []):
+            entry = dict(im, id=len(images) + 1)
+            if file_names is not None:
+                entry["file_name"] = file_names[len(images)]
+            new_image[im["id"]] = entry["id"]
+            images.append(entry)
+        for a in doc.get("annotations", []):
+            cid = cats.setdefault(cat_names.get(a["category_id"], str(a["category_id"])), len(cats) + 1)
+            anns.append(dict(a, id=len(anns) + 1, image_id=new_image[a["image_id"]], category_id=cid))
+    return {
+        "info": {"description": "sam3kit segmentation"},
+        "images": images,
         "annotations": anns,
         "categories": [{"id": cid, "name": name, "supercategory": "object"} for name, cid in cats.items()],
     }

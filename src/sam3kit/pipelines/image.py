@@ -54,17 +54,21 @@ class SegmentOptions:
     mask_threshold: mask pixels whose probability is > mask_threshold, in [0, 1].
     return_mask_logits: also return the (N, H, W) mask logits at the original size.
     return_semantic: also compute and return the (H, W) semantic-map logits.
+    truncate_text: a text longer than the model's context (32 tokens with the start and end tokens) is cut to it,
+        as the official model cuts every prompt (without a word there; a warning is logged here). False (default):
+        such a text raises ``InputError``, since the words cut off are silently ignored.
     """
 
     threshold: float = 0.5
     mask_threshold: float = 0.5
     return_mask_logits: bool = False
     return_semantic: bool = False
+    truncate_text: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "threshold", P.check_threshold(self.threshold, "threshold"))
         object.__setattr__(self, "mask_threshold", P.check_threshold(self.mask_threshold, "mask_threshold"))
-        for name in ("return_mask_logits", "return_semantic"):
+        for name in ("return_mask_logits", "return_semantic", "truncate_text"):
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise InputError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
@@ -174,36 +178,41 @@ class ImagePredictor:
     def segment(self, text: Optional[str] = None, boxes: Any = None, box_labels: Any = None, *,
                 options: Optional[SegmentOptions] = None, threshold: Optional[float] = None,
                 mask_threshold: Optional[float] = None, return_mask_logits: Optional[bool] = None,
-                return_semantic: Optional[bool] = None) -> SegmentResult:
+                return_semantic: Optional[bool] = None, truncate_text: Optional[bool] = None) -> SegmentResult:
         """Find every instance of a concept given by ``text`` and/or exemplar ``boxes`` in the image.
 
         Args:
-            text: a noun phrase ("yellow school bus"); None with boxes only.
+            text: a noun phrase ("yellow school bus"); None with boxes only. A text longer than the model's
+                context is an ``InputError`` unless ``truncate_text`` (``SegmentOptions``).
             boxes: (N, 4) pixel xyxy of the original image.
             box_labels: (N,) 1 = positive exemplar, 0 = negative; default all positive.
             options: the knobs as a ``SegmentOptions`` (default ``SegmentOptions()``); a keyword given here
-                (``threshold``, ``mask_threshold``, ``return_mask_logits``, ``return_semantic``, see
-                ``SegmentOptions``) overrides its field.
+                (``threshold``, ``mask_threshold``, ``return_mask_logits``, ``return_semantic``,
+                ``truncate_text``, see ``SegmentOptions``) overrides its field.
         Returns:
-            a ``SegmentResult``. With a batch of images set (``set_images``), use ``segment_batch``.
+            a ``SegmentResult``, instances in the detector's query order (the official order: not sorted by
+            score). With a batch of images set (``set_images``), use ``segment_batch``.
         """
         state = self._require_image()
         if len(state) > 1:
             raise InputError(f"a batch of {len(state)} images is set (set_images): use segment_batch, which returns "
                              "one SegmentResult per image")
         opts = _segment_options(options, threshold=threshold, mask_threshold=mask_threshold,
-                                return_mask_logits=return_mask_logits, return_semantic=return_semantic)
+                                return_mask_logits=return_mask_logits, return_semantic=return_semantic,
+                                truncate_text=truncate_text)
         return self._segment(state, text, boxes, box_labels, opts)[0]
 
     def segment_batch(self, text: Optional[str] = None, boxes: Any = None, box_labels: Any = None, *,
                       options: Optional[SegmentOptions] = None, threshold: Optional[float] = None,
                       mask_threshold: Optional[float] = None, return_mask_logits: Optional[bool] = None,
-                      return_semantic: Optional[bool] = None) -> list[SegmentResult]:
+                      return_semantic: Optional[bool] = None,
+                      truncate_text: Optional[bool] = None) -> list[SegmentResult]:
         """``segment`` on every image of the current batch at once (the same prompt and exemplar boxes, in pixels
         of each image); one ``SegmentResult`` per image, in order (a list of one after ``set_image``)."""
         state = self._require_image()
         opts = _segment_options(options, threshold=threshold, mask_threshold=mask_threshold,
-                                return_mask_logits=return_mask_logits, return_semantic=return_semantic)
+                                return_mask_logits=return_mask_logits, return_semantic=return_semantic,
+                                truncate_text=truncate_text)
         return self._segment(state, text, boxes, box_labels, opts)
 
     @torch.inference_mode()
@@ -221,7 +230,7 @@ class ImagePredictor:
             lab_t = torch.from_numpy(labels)[None].expand(B, -1).to(dev)
         elif box_labels is not None:
             raise InputError("box_labels were given without boxes")
-        tf = self.texts.get(text)
+        tf = self.texts.get(text, truncate=opts.truncate_text)
         tf = TextFeatures(tf.features.expand(B, -1, -1), tf.padding_mask.expand(B, -1))
         out = self.model.detect(state.detector_features(), tf, box_t, lab_t, None, masks=True,
                                 semantic=opts.return_semantic)
@@ -229,7 +238,7 @@ class ImagePredictor:
         results = []
         for b, tr in enumerate(state.transforms):
             h, w = tr.image_size
-            keep = torch.nonzero(scores[b] > opts.threshold).flatten()
+            keep = torch.nonzero(scores[b] > opts.threshold).flatten()  # ascending: the official query order
             logits = upsample_logits(out.mask_logits[b, keep], h, w)
             masks = logits.sigmoid() > opts.mask_threshold
             sem = None

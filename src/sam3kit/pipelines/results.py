@@ -12,11 +12,16 @@ import numpy as np
 class SegmentResult:
     """Concept segmentation of one image: every instance of the prompt.
 
+    Instance ``i`` is ``masks[i]``, ``boxes[i]``, ``scores[i]``: the instances are in the detector's query order
+    (the official order; ``query_indices`` increases), not sorted by score. The command line numbers its outputs
+    the same way (``mask_001.png`` is ``masks[1]`` for the first prompt). ``np.argsort(-scores)`` gives the
+    best-first order.
+
     masks: (N, H, W) bool at the original image size.
     boxes: (N, 4) float32 pixel xyxy (not clipped, as the official post-processing).
     scores: (N,) float32 = sigmoid(class logit) * sigmoid(presence logit).
     presence: probability that the concept is in the image at all.
-    query_indices: (N,) int64 index of the detector query behind each instance (official order, unsorted).
+    query_indices: (N,) int64 index of the detector query behind each instance, increasing.
     mask_logits: (N, H, W) float32 logits at the original size, when requested.
     semantic_logits: (H, W) float32 semantic-map logits at the original size, when requested.
     """

@@ -1,8 +1,10 @@
 """Strict checkpoint loading: build on the meta device, map every tensor, refuse anything partial.
 
 Every parameter of the model must be filled and every tensor of the file must be used or skipped for a named
-reason (``keymap.OFFICIAL_SKIPPED``); otherwise one ``CheckpointError`` lists all missing and unexpected keys and
-every shape mismatch as ``expected [..], got [..]``.
+reason (``keymap.OFFICIAL_SKIPPED``); otherwise one ``CheckpointError`` says so in one line and lists, in its
+``details``, every missing and unexpected tensor and every shape mismatch as ``got [..], expected [..]``
+(``matching.py``). The values are then checked (``values.py``): the official RoPE tables against the
+configuration, every weight for NaN and infinities.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import re
 from pathlib import Path
 from typing import Optional, Union
 
@@ -19,14 +20,15 @@ from torch import Tensor
 
 from ..config import Sam3Config
 from ..errors import CheckpointError
-from ..model.rope import axial_rope
 from ..model.sam3 import Sam3Model
 from . import keymap
+from .counting import parameter_count
+from .matching import KeyMatch, match_keys, mismatch_error
+from .pages import release_mapped
 from .reader import CheckpointFiles, TensorSource, locate
+from .values import check_finite, check_rope_tables
 
 log = logging.getLogger(__name__)
-
-_LIST_LIMIT = 20
 
 
 def detect_layout(keys: list[str]) -> str:
@@ -56,36 +58,78 @@ def read_config(files: CheckpointFiles, layout: str, override: Optional[Sam3Conf
     return cfg.replace(tracker=None) if layout == "hf_detector" else cfg
 
 
+def config_origin(files: CheckpointFiles, override: Optional[Sam3Config]) -> str:
+    """Where ``read_config`` takes the architecture from: "given", "file" (config.json) or "assumed" (released)."""
+    return "given" if override is not None else "file" if files.config is not None else "assumed"
+
+
+def expected_shapes(cfg: Sam3Config) -> dict[str, torch.Size]:
+    """The names and shapes of the state dict of a ``Sam3Model(cfg)``, from a build on the meta device."""
+    return _state_shapes(dict(_build_on_meta(cfg).named_modules()))
+
+
+def _build_on_meta(cfg: Sam3Config) -> Sam3Model:
+    with _meta_modules_skip_reset(), _SkipInit(), torch.device("meta"):
+        return Sam3Model(cfg)
+
+
 def load_model(source: Union[str, Path], *, device: Union[str, torch.device] = "cpu",
                dtype: torch.dtype = torch.float32, config: Optional[Sam3Config] = None,
                image_size: Optional[int] = None) -> Sam3Model:
     """Load a local checkpoint (directory, ``.safetensors`` or ``.pt``) strictly into a ready ``Sam3Model``.
 
     ``image_size`` runs the model at another input resolution (``Sam3Config.with_image_size``); the checkpoint is
-    checked against its own configuration.
+    checked against its own configuration. Raises ``CheckpointError`` (one line, the tensors in ``details``)
+    for tensors that are missing, unexpected or of the wrong shape, official RoPE tables of other values than
+    the configuration gives, and weights holding NaN or infinite values.
     """
     files = locate(Path(source))
     src = TensorSource(files)
     layout = detect_layout(src.keys())
     cfg = read_config(files, layout, config)
+    origin = config_origin(files, config)
+    if origin == "assumed":
+        log.info("no config.json beside %s: the released SAM 3 architecture is assumed", files.weights[0])
     if layout == "official" and cfg.tracker is None:
         raise CheckpointError("an official sam3.pt holds the tracker too; its config cannot be detector-only")
     run_cfg = cfg.with_image_size(image_size) if image_size is not None else cfg
-    with _meta_modules_skip_reset(), _SkipInit(), torch.device("meta"):
-        model = Sam3Model(run_cfg)
+    model = _build_on_meta(run_cfg)
     modules = dict(model.named_modules())
     expected = _state_shapes(modules)
-    state = (_map_official if layout == "official" else _map_hf)(src, expected, cfg, layout)
+    match = match_keys({k: src.shape(k) for k in src.keys()}, expected, cfg, layout)
+    if not match.complete:
+        where = str(files.weights[0]) if len(files.weights) == 1 else str(files.root)
+        raise mismatch_error(match, where, origin, str(files.config) if files.config else None)
+    if layout == "official":
+        check_rope_tables(src, cfg)
+    state = _read_state(src, match, expected)
     target = torch.device(device)
     state = {k: _convert(v, dtype, target) for k, v in state.items()}
+    try:
+        check_finite(state, {k: keys for k, (keys, _) in match.plan.items()})
+    finally:
+        if target.type == "cpu":  # the check read every page: give them back, so that loading stays lazy
+            release_mapped(state.values())
     _assign(modules, state, expected)
     leftovers = [f"{path}.{name}".lstrip(".") for path, m in modules.items()
                  for name, t in list(m._parameters.items()) + list(m._buffers.items()) if t is not None and t.is_meta]
     if leftovers:  # internal invariant: every tensor is either loaded or computed
         raise AssertionError(f"tensors left on the meta device after loading: {leftovers[:5]}")
     model.eval()  # parameters were made with requires_grad=False by _assign
-    log.info("loaded %s (%s layout, %d tensors) on %s as %s", source, layout, len(state), target, dtype)
+    log.info("loaded %s (%s layout, %d tensors, %s parameters) on %s as %s", source, layout, len(state),
+             f"{parameter_count(state):,}", target, dtype)
     return model
+
+
+def _read_state(src: TensorSource, match: KeyMatch, expected: dict[str, torch.Size]) -> dict[str, Tensor]:
+    """Our tensors out of the file's, as ``match.plan`` says (views of the mapped file where possible)."""
+    state: dict[str, Tensor] = {}
+    for ours, (keys, fix) in match.plan.items():
+        if fix is not None and fix.kind == "row":
+            state[ours] = torch.stack([src[k].reshape(-1) for k in keys])
+        else:
+            state[ours] = keymap.extract(fix, src[keys[0]], expected[ours])
+    return state
 
 
 def _state_shapes(modules: dict[str, torch.nn.Module]) -> dict[str, torch.Size]:
@@ -173,7 +217,8 @@ class _SkipInit(torch.overrides.TorchFunctionMode):
 
 def _convert(t: Tensor, dtype: torch.dtype, device: torch.device) -> Tensor:
     """Cast and move only when needed: a memory-mapped tensor that already has the right dtype and device stays a
-    zero-copy view of the file, so loading reads nothing and pages come in when the model first uses them.
+    zero-copy view of the file. Loading then reads each page once (the finite check) and gives it back
+    (``pages.release_mapped``), so the pages stay out of the resident memory until the model first uses them.
 
     (safetensors places tensors at 8-byte-aligned offsets; kernels may take other code paths on such data, so
     the last bit of a result can depend on the file a weight came from, as with transformers' own loading.)
@@ -181,136 +226,3 @@ def _convert(t: Tensor, dtype: torch.dtype, device: torch.device) -> Tensor:
     if t.is_floating_point() and t.dtype != dtype:
         t = t.to(dtype)
     return t.to(device).contiguous()
-
-
-def _report(missing: list[str], unexpected: list[str], mismatched: list[str], what: str) -> None:
-    if not (missing or unexpected or mismatched):
-        return
-    parts = [f"the checkpoint does not match the {what} model:"]
-    for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
-        if items:
-            shown = "\n    ".join(items[:_LIST_LIMIT])
-            more = f"\n    ... and {len(items) - _LIST_LIMIT} more" if len(items) > _LIST_LIMIT else ""
-            parts.append(f"  {len(items)} {title}:\n    {shown}{more}")
-    parts.append("Is this the right checkpoint and config.json for SAM 3? Nothing was loaded.")
-    raise CheckpointError("\n".join(parts))
-
-
-def _shape_error(key: str, expected, got) -> str:
-    return f"tensor {key!r} has wrong shape: got {list(got)}, expected {list(expected)}"
-
-
-def _map_hf(src: TensorSource, expected: dict[str, torch.Size], cfg: Sam3Config, layout: str) -> dict[str, Tensor]:
-    prefix = "detector_model." if layout == "hf_detector" else ""
-    canonical = {_canonical_hf_key(k): k for k in src.keys()}  # canonical name -> name in the file
-    state: dict[str, Tensor] = {}
-    used: set[str] = set()
-    missing, mismatched = [], []
-    for ours, shape in expected.items():
-        fk = keymap.hf_file_key(ours)
-        if prefix:
-            fk = fk[len(prefix):] if fk.startswith(prefix) else fk
-        if fk not in canonical:
-            missing.append(fk)
-            continue
-        fk = canonical[fk]
-        used.add(fk)
-        if tuple(src.shape(fk)) != tuple(shape):
-            mismatched.append(_shape_error(fk, shape, src.shape(fk)))
-            continue
-        state[ours] = src[fk]
-    unexpected = [fk for fk in canonical.values() if fk not in used]
-    if layout == "hf_detector" and cfg.tracker is not None:
-        missing.append("(tracker) this is a detector-only checkpoint (transformers Sam3Model): load it with a "
-                       "detector-only config")
-    _report(missing, unexpected, mismatched, "SAM 3 (Hugging Face layout)")
-    return state
-
-
-def _canonical_hf_key(key: str) -> str:
-    for alias, canonical in keymap.HF_PREFIX_ALIASES.items():
-        if key.startswith(alias):
-            return canonical + key[len(alias):]
-    return key
-
-
-def _map_official(src: TensorSource, expected: dict[str, torch.Size], cfg: Sam3Config, layout: str
-                  ) -> dict[str, Tensor]:
-    rules = keymap.official_rules(cfg)
-    state: dict[str, Tensor] = {}
-    used: set[str] = set()
-    missing, mismatched = [], []
-    for ours, shape in expected.items():
-        ok, fix = keymap.official_key(rules, ours)
-        if fix is not None and fix.kind == "row":
-            keys = [ok.format(row=r) for r in range(shape[0])]
-            if not all(k in src for k in keys):
-                missing.extend(k for k in keys if k not in src)
-                continue
-            used.update(keys)
-            rows = [src[k].reshape(-1) for k in keys]
-            if any(r.numel() != shape[1] for r in rows):
-                mismatched.append(_shape_error(keys[0], (1, shape[1]), src.shape(keys[0])))
-                continue
-            state[ours] = torch.stack(rows)
-            continue
-        if ok not in src:
-            missing.append(ok)
-            continue
-        used.add(ok)
-        t = keymap.extract(fix, src[ok], shape)
-        if tuple(t.shape) != tuple(shape):
-            mismatched.append(_shape_error(ok, _official_shape(fix, shape), src.shape(ok)))
-            continue
-        state[ours] = t
-    unexpected = []
-    for k in src.keys():
-        if k in used:
-            continue
-        if any(re.match(p, k) for p in keymap.OFFICIAL_SKIPPED):
-            continue
-        unexpected.append(k)
-    _report(missing, unexpected, mismatched, "SAM 3 (official sam3.pt layout)")
-    _check_rope_tables(src, cfg)
-    return state
-
-
-def _official_shape(fix: Optional[keymap.Fix], shape: torch.Size) -> tuple[int, ...]:
-    s = list(shape)
-    if fix is None:
-        return tuple(s)
-    if fix.kind == "chunk":
-        s[0] *= fix.parts
-    elif fix.kind == "pos_embed":
-        s[1] += 1
-    elif fix.kind == "transpose":
-        s = s[::-1]
-    return tuple(s)
-
-
-def official_rope_table(cfg: Sam3Config, block: int) -> Tensor:
-    """The complex64 ``freqs_cis`` buffer the official ViT stores for ``block`` (recomputed)."""
-    vit = cfg.detector.vit
-    head_dim = vit.hidden_size // vit.num_heads
-    if block in vit.global_attn_indexes:
-        g = vit.grid_size
-        cos, sin = axial_rope(head_dim, g, g, theta=vit.rope_theta, scale=vit.window_size / g)
-    else:
-        w = vit.window_size
-        cos, sin = axial_rope(head_dim, w, w, theta=vit.rope_theta)
-    return torch.complex(cos, sin)
-
-
-def _check_rope_tables(src: TensorSource, cfg: Sam3Config) -> None:
-    """The stored RoPE tables must equal ours: a mismatch means another window/grid/theta than the config says."""
-    for i in range(cfg.detector.vit.num_layers):
-        k = f"detector.backbone.vision_backbone.trunk.blocks.{i}.attn.freqs_cis"
-        if k not in src:
-            continue
-        stored = src[k]
-        ours = official_rope_table(cfg, i)
-        if stored.shape != ours.shape or not torch.allclose(stored.to(ours.dtype), ours, atol=1e-4):
-            raise CheckpointError(
-                f"{k}: the stored RoPE table does not match the configuration (window {cfg.detector.vit.window_size}, "
-                f"global blocks {cfg.detector.vit.global_attn_indexes}); got shape {list(stored.shape)}, expected "
-                f"{list(ours.shape)}. Is the config.json right for this checkpoint?")

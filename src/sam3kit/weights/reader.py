@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Optional
@@ -91,17 +93,24 @@ class TensorSource:
                     raise
                 except Exception as e:  # safetensors raises its own error type for truncated/corrupt headers
                     raise CheckpointError(
-                        f"{f} is not a readable safetensors file ({e}). It may be truncated or corrupt: "
-                        "download it again.") from e
+                        f"{f} is not a readable safetensors file ({_first_line(e)}). It may be truncated or "
+                        "corrupt: download it again.", details=_plain_lines(e)) from e
                 _check_size(f)
         else:
             f = files.weights[0]
             try:
                 sd = torch.load(str(f), map_location="cpu", mmap=True, weights_only=True)
+            except pickle.UnpicklingError as e:
+                refused = _refused_pickle(f, e)
+                if refused is not None:
+                    raise refused from e
+                raise CheckpointError(
+                    f"{f} is not a readable PyTorch checkpoint ({_first_line(e)}). It may be truncated or corrupt, "
+                    "or not a checkpoint at all.", details=_plain_lines(e)) from e
             except Exception as e:
                 raise CheckpointError(
-                    f"{f} is not a readable PyTorch checkpoint ({type(e).__name__}: {e}). It may be truncated or "
-                    "corrupt, or not a checkpoint at all.") from e
+                    f"{f} is not a readable PyTorch checkpoint ({type(e).__name__}: {_first_line(e)}). It may be "
+                    "truncated or corrupt, or not a checkpoint at all.", details=_plain_lines(e)) from e
             if isinstance(sd, dict) and "model" in sd and isinstance(sd["model"], dict):
                 sd = sd["model"]
             if not isinstance(sd, dict) or not all(isinstance(v, Tensor) for v in sd.values()):
@@ -133,11 +142,41 @@ class TensorSource:
         try:
             return src.get_tensor(key)
         except Exception as e:
-            raise CheckpointError(f"tensor {key!r} cannot be read ({e}); the file may be truncated or corrupt") from e
+            raise CheckpointError(f"tensor {key!r} cannot be read ({_first_line(e)}); the file may be truncated or "
+                                  "corrupt") from e
 
     def items(self) -> Iterator[tuple[str, Tensor]]:
         for k in self._where:
             yield k, self[k]
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _plain_lines(e: BaseException) -> list[str]:
+    """The lines of a library's message, without terminal colour codes or blank lines."""
+    return [line.strip() for line in _ANSI.sub("", str(e)).splitlines() if line.strip()]
+
+
+def _first_line(e: BaseException) -> str:
+    lines = _plain_lines(e)
+    return lines[0] if lines else type(e).__name__
+
+
+def _refused_pickle(f: Path, e: BaseException) -> Optional[CheckpointError]:
+    """When torch's ``weights_only`` unpickler refused an object of the file (its message: several lines with
+    terminal colour codes): one line that says what and why, the library's text in ``details``. None when the
+    error is another one (a corrupt file also ends as an ``UnpicklingError``)."""
+    text = _ANSI.sub("", str(e))
+    m = (re.search(r"GLOBAL (\S+) was not an allowed global", text) or re.search(r"whose module (\S+) is blocked", text)
+         or re.search(r"(\S+) must be \S+ to load", text))
+    if m is None:
+        return None
+    return CheckpointError(
+        f"{f} holds pickled Python objects besides tensors ({m.group(1)}), which sam3kit refuses to unpickle: "
+        "unpickling can run code (sam3kit reads .pt files with torch.load(weights_only=True)). Save the state dict "
+        "alone (torch.save(model.state_dict(), path)), or convert it to safetensors where you trust its source.",
+        details=_plain_lines(e))
 
 
 _SAFETENSORS_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,

@@ -15,7 +15,7 @@ from torch import Tensor
 from ..config import Sam3Config
 from ..errors import CheckpointError
 from . import keymap
-from .loader import official_rope_table
+from .values import official_rope_table
 
 _IMAGE_WIDE_GAUSSIAN = "tracker_model.shared_image_embedding.positional_embedding"
 """May be the very tensor of ``prompt_encoder.shared_embedding`` (a tracker that was built rather than loaded, or
