@@ -7,6 +7,10 @@
     found = predictor.segment(text="yellow school bus")      # every instance: masks, boxes, scores
     obj = predictor.predict(points=[[320, 240]])             # one object from a click: 3 masks + IoU
 
+    video = sam3kit.VideoPredictor(model).start("clip.mp4")  # track objects from clicks, boxes or masks
+    video.add_prompt(0, points=[[320, 240]])
+    for frame in video.propagate(): ...                       # FrameResult: masks, boxes, scores per frame
+
 Batches have their own calls, each returning a list: ``set_images`` + ``segment_batch``, ``predict_batch``.
 ``ImageEncoder`` (with an ``EncodingCache``) is the image-encoding service that predictors, video sessions and
 servers share.
@@ -18,8 +22,8 @@ __version__ = "0.1.0"
 
 __all__ = ["load", "ImagePredictor", "PredictOptions", "SegmentOptions", "ImageEncoder", "EncoderOptions",
            "ImageState", "EncodingCache", "ImageTransform", "SpeedOptions", "Sam3Config", "Sam3Model",
-           "SegmentResult", "PredictResult", "Sam3Error", "CheckpointError", "InputError", "ImageError",
-           "__version__"]
+           "SegmentResult", "PredictResult", "VideoPredictor", "VideoOptions", "VideoSession", "FrameResult",
+           "Sam3Error", "CheckpointError", "InputError", "ImageError", "__version__"]
 
 _LAZY = {
     "load": ("sam3kit.loading", "load"),
@@ -36,6 +40,10 @@ _LAZY = {
     "Sam3Model": ("sam3kit.model.sam3", "Sam3Model"),
     "SegmentResult": ("sam3kit.pipelines.results", "SegmentResult"),
     "PredictResult": ("sam3kit.pipelines.results", "PredictResult"),
+    "VideoPredictor": ("sam3kit.pipelines.video", "VideoPredictor"),
+    "VideoOptions": ("sam3kit.pipelines.video", "VideoOptions"),
+    "VideoSession": ("sam3kit.pipelines.video", "VideoSession"),
+    "FrameResult": ("sam3kit.pipelines.video", "FrameResult"),
     "Sam3Error": ("sam3kit.errors", "Sam3Error"),
     "CheckpointError": ("sam3kit.errors", "CheckpointError"),
     "InputError": ("sam3kit.errors", "InputError"),

@@ -93,3 +93,47 @@ class TrackerOutput:
     iou_scores: Tensor
     object_score_logit: Tensor
     mask_tokens: Tensor
+
+
+@dataclass
+class MemoryPrompt:
+    """What one video frame attends to in the memory attention, for B objects tracked together.
+
+    spatial: F memory maps (B, memory_dim, g, g), in attention order (conditioning frames first). Any floating
+        dtype (the video pipeline stores them in bfloat16, as the official predictor does); they enter the
+        attention in the dtype of the image features.
+    spatial_tpos: F indices into ``Tracker.memory_temporal_positional_encoding`` (``num_maskmem - 1`` for a
+        conditioning frame, ``t_rel - 1`` for the memory of the frame ``t_rel`` steps behind).
+    pointers: (P, B, d) object pointers, or None.
+    pointer_offsets: P signed frame distances of the pointers (their temporal position).
+    pointer_scale: the offsets are divided by ``pointer_scale - 1`` before their sine encoding (official
+        ``min(num_frames, max_obj_ptrs_in_encoder)``).
+    """
+
+    spatial: list[Tensor]
+    spatial_tpos: list[int]
+    pointers: Optional[Tensor] = None
+    pointer_offsets: Optional[list[int]] = None
+    pointer_scale: int = 16
+
+
+@dataclass
+class SamHeadsOutput:
+    """The tracker's SAM heads on one video frame for B objects (official ``_forward_sam_heads``).
+
+    low_res_multimasks: (B, M, 4g, 4g) float32 logits, ``NO_OBJECT_SCORE`` where the object score is <= 0.
+    high_res_multimasks: (B, M, S, S) float32 logits, bilinear upsampling of the low-resolution ones.
+    iou_scores: (B, M) predicted IoU.
+    low_res_masks: (B, 1, 4g, 4g) the best mask (highest IoU with multimask, else the only one).
+    high_res_masks: (B, 1, S, S) the best mask at the model input size.
+    pointer: (B, d) object pointer (``no_object_pointer`` where the object score is <= 0).
+    object_score_logit: (B, 1).
+    """
+
+    low_res_multimasks: Tensor
+    high_res_multimasks: Tensor
+    iou_scores: Tensor
+    low_res_masks: Tensor
+    high_res_masks: Tensor
+    pointer: Tensor
+    object_score_logit: Tensor

@@ -9,7 +9,11 @@
   b: backbone and necks), ``text`` (c: tokenizer and text features), ``detector`` (d: detector outputs and prompt
   tokens), ``postprocess`` (e: the official image post-processing of the d cases, recorded by ``detector``'s
   calls, so it has no ``run``), ``interactive`` (f: SAM-1-task predictions); ``cases`` runs them in that order;
-- ``meta``: ``meta.json``.
+- ``meta``: ``meta.json``;
+- the video golden files (``tools/oracle/make_golden_video.py``, ``tests/golden/official_video/``): ``video_model``
+  (the tiny model with a video-configured tracker, its flags and bias), ``video_inputs`` (the synthetic clip),
+  ``video_tracker`` (driving the official ``Sam3TrackerPredictor`` and recording its control flow), ``video_cases``
+  and ``video_meta``.
 
 A new family (e.g. video cases) is a new module with the same two names, added to ``cases.FAMILY_MODULES`` and
 called in ``cases.run_cases``.

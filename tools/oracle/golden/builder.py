@@ -133,24 +133,28 @@ def build_geometry_encoder():
                                    use_act_ckpt=True, add_cls=True, add_post_encode_proj=True)
 
 
-def build_tracker():
+def build_tracker(mem_dim=None, use_memory_selection=False):
+    """The tiny ``Sam3TrackerPredictor`` (composed like ``model_builder.build_tracker``). ``mem_dim`` (default
+    ``T["mem_dim"]``) and ``use_memory_selection`` (False for the image golden files; the released video model passes
+    True) are the only knobs the video golden files change."""
     d = T["d"]
     grid = T["grid"]
+    mem_dim = T["mem_dim"] if mem_dim is None else mem_dim
     # memory encoder (official: SimpleMaskDownSampler(k3,s2,p1, interpol_size=[1152,1152]) = 4 x low-res mask size)
     mask_downsampler = SimpleMaskDownSampler(embed_dim=d, kernel_size=3, stride=2, padding=1,
                                              interpol_size=[4 * LOW_RES, 4 * LOW_RES])
     cx = CXBlock(dim=d, kernel_size=7, padding=3, layer_scale_init_value=1.0e-06, use_dwconv=True)
-    maskmem = SimpleMaskEncoder(out_dim=T["mem_dim"], in_dim=d, position_encoding=_pos_enc(T["mem_dim"]),
+    maskmem = SimpleMaskEncoder(out_dim=mem_dim, in_dim=d, position_encoding=_pos_enc(mem_dim),
                                 mask_downsampler=mask_downsampler, fuser=SimpleFuser(layer=cx, num_layers=2))
     if isinstance(maskmem.out_proj, nn.Identity):
         # With d == mem_dim (64, needed by transformers which hard-codes kv_in_dim=64 in the memory cross-attention)
         # SimpleMaskEncoder would skip its out_proj; the released model (256 -> 64) always has it, so add the
         # projection explicitly to keep the official `tracker.maskmem_backbone.out_proj.*` keys and computation.
-        maskmem.out_proj = nn.Conv2d(d, T["mem_dim"], kernel_size=1)
+        maskmem.out_proj = nn.Conv2d(d, mem_dim, kernel_size=1)
     self_attn = RoPEAttention(embedding_dim=d, num_heads=T["trk_mem_attn_heads"], downsample_rate=1, dropout=0.1,
                               rope_theta=10000.0, feat_sizes=[grid, grid], use_fa3=False, use_rope_real=False)
     cross_attn = RoPEAttention(embedding_dim=d, num_heads=T["trk_mem_attn_heads"], downsample_rate=1, dropout=0.1,
-                               kv_in_dim=T["mem_dim"], rope_theta=10000.0, feat_sizes=[grid, grid], rope_k_repeat=True,
+                               kv_in_dim=mem_dim, rope_theta=10000.0, feat_sizes=[grid, grid], rope_k_repeat=True,
                                use_fa3=False, use_rope_real=False)
     layer = TransformerDecoderLayerv2(cross_attention_first=False, activation="relu",
                                       dim_feedforward=T["trk_mem_attn_ffn"], dropout=0.1, pos_enc_at_attn=False,
@@ -170,7 +174,7 @@ def build_tracker():
         non_overlap_masks_for_output=False, max_cond_frames_in_attn=4, offload_output_to_cpu_for_eval=False,
         sam_mask_decoder_extra_args={"dynamic_multimask_via_stability": True, "dynamic_multimask_stability_delta": 0.05,
                                      "dynamic_multimask_stability_thresh": 0.98},
-        clear_non_cond_mem_around_input=True, fill_hole_area=0, use_memory_selection=False)
+        clear_non_cond_mem_around_input=True, fill_hole_area=0, use_memory_selection=use_memory_selection)
     # Sam3TrackerBase._build_sam_heads hard-codes the two-way transformer (depth 2, mlp 2048, 8 heads) and the IoU
     # head width (256): rebuild the SAM mask decoder with the same arguments but tiny sizes.
     trk.sam_mask_decoder = MaskDecoder(
@@ -180,20 +184,21 @@ def build_tracker():
         transformer_dim=d, iou_head_depth=3, iou_head_hidden_dim=T["trk_iou_head_hidden"], use_high_res_features=True,
         iou_prediction_use_sigmoid=True, pred_obj_scores=True, pred_obj_scores_mlp=True,
         use_multimask_token_for_obj_ptr=True, **trk.sam_mask_decoder_extra_args)
-    assert trk.mem_dim == T["mem_dim"] and trk.hidden_dim == d
+    assert trk.mem_dim == mem_dim and trk.hidden_dim == d
     assert trk.sam_image_embedding_size == grid and trk.low_res_mask_size == LOW_RES
     return trk
 
 
-def build_tiny_official():
-    """The tiny official image model, composed like build_sam3_image_model(..., enable_inst_interactivity=True)."""
+def build_tiny_official(mem_dim=None, use_memory_selection=False):
+    """The tiny official image model, composed like build_sam3_image_model(..., enable_inst_interactivity=True).
+    The two arguments go to ``build_tracker`` (their defaults give the image golden files' model)."""
     torch.manual_seed(BUILD_SEED)
     backbone = SAM3VLBackbone(visual=build_vision_backbone(), text=build_text_encoder(), scalp=1)
     transformer = build_transformer()
     scoring = build_dot_product_scoring()
     seg_head = build_segmentation_head()
     geo = build_geometry_encoder()
-    inst = SAM3InteractiveImagePredictor(build_tracker())
+    inst = SAM3InteractiveImagePredictor(build_tracker(mem_dim=mem_dim, use_memory_selection=use_memory_selection))
     inst._bb_feat_sizes = list(FEAT_SIZES)  # hard-coded [(288,288),(144,144),(72,72)] in the official predictor
     model = Sam3Image(backbone=backbone, transformer=transformer, input_geometry_encoder=geo,
                       segmentation_head=seg_head, num_feature_levels=1, o2m_mask_predict=True,

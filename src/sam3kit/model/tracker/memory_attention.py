@@ -4,6 +4,10 @@ Pre-norm layers: ``x += SelfAttn(LN1(x))``, ``x += CrossAttn(q=LN2(x), k=mem + m
 ``x += FFN(LN3(x))`` (ReLU); a final LayerNorm. Both attentions use 2-D axial RoPE over the g x g grid (no additive
 position in the queries). In the cross-attention the key table is repeated for every spatial memory frame
 (g*g tokens each), and the trailing object-pointer tokens get no rotation. The input is ``x + 0.1 * pos``.
+
+Objects tracked together on one frame share its image features: given features of batch 1 and memories of batch
+B, the first layer's self-attention (which reads only the image) runs once and its output is shared by the B
+objects' streams from the first cross-attention on.
 """
 
 from __future__ import annotations
@@ -33,10 +37,14 @@ class MemoryAttentionLayer(nn.Module):
         self.act = nn.ReLU()
 
     def forward(self, x: Tensor, memory: Tensor, memory_pos: Tensor, q_rope, k_rope) -> Tensor:
-        """x: (B, g*g, d); memory, memory_pos: (B, M, memory_dim). Returns (B, g*g, d)."""
+        """x: (B or 1, g*g, d); memory, memory_pos: (B, M, memory_dim) (memory_pos may have batch 1).
+        Returns (B, g*g, d): an x of batch 1 is one image stream shared by the B memories."""
         h = self.layer_norm1(x)
         x = x + self.self_attn(h, h, h, q_rope=q_rope, k_rope=q_rope)
         h = self.layer_norm2(x)
+        b = memory.shape[0]
+        if x.shape[0] != b:
+            x, h = x.expand(b, -1, -1), h.expand(b, -1, -1)
         x = x + self.cross_attn_image(h, memory + memory_pos, memory, q_rope=q_rope, k_rope=k_rope)
         h = self.layer_norm3(x)
         return x + self.linear2(self.act(self.linear1(h)))
@@ -60,7 +68,8 @@ class MemoryAttention(nn.Module):
         """Condition image features on memory.
 
         Args:
-            features: (B, d, g, g) current-frame tracker features (g x g level, no no-memory embedding).
+            features: (B, d, g, g) current-frame tracker features (g x g level, no no-memory embedding), or
+                (1, d, g, g) shared by the B memories (the first self-attention then runs once).
             memory: (B, F*g*g + P, memory_dim) spatial memories of F frames (each g*g tokens, row-major) followed by
                 P object-pointer tokens.
             memory_pos: (B, F*g*g + P, memory_dim) their position encodings (added to the keys only).
@@ -69,7 +78,10 @@ class MemoryAttention(nn.Module):
         Returns:
             (B, d, g, g) memory-conditioned features.
         """
-        b, d, h, w = features.shape
+        _, d, h, w = features.shape
+        b = memory.shape[0]
+        if features.shape[0] not in (1, b):
+            raise InputError(f"features have batch {features.shape[0]} but the memory has batch {b}")
         x = features.flatten(2).transpose(1, 2)
         if pos is not None:
             x = x + 0.1 * pos.flatten(2).transpose(1, 2)

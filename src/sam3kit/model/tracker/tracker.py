@@ -45,7 +45,7 @@ class Tracker(nn.Module):
         # follows an unconditional return in ``_prepare_memory_conditioned_features``); kept because both released
         # checkpoints hold it and loading and conversion are strict.
         self.no_memory_positional_encoding = nn.Parameter(torch.zeros(1, 1, d))
-        # Video tracking only (not run by sam3kit yet): the memory attention, the temporal encodings of the mask
+        # Video tracking only (``video_step.py``): the memory attention, the temporal encodings of the mask
         # memories and object pointers, and ``mask_downsample`` (a mask prompt used directly as the frame's output,
         # the official ``_use_mask_as_output``).
         self.memory_temporal_positional_encoding = nn.Parameter(torch.zeros(cfg.num_maskmem, 1, 1, mem))
