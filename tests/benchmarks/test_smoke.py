@@ -75,3 +75,20 @@ def test_load_and_memory(tmp_path):
     assert d["bench"] == "d_load" and e["bench"] == "e_peak_rss_image_text"
     assert d["timings"]["sam3kit"]["median_s"] > 0 and e["timings"]["transformers"]["median_mb"] > 0
     assert e["ratio_median"] is not None
+
+
+def test_video(tmp_path):
+    out = tmp_path / "r.jsonl"
+    _script("bench_video").main(FAST + ["--out", str(out), "--frames", "20"])
+    (f,) = _records(out)
+    assert f["bench"] == "f_video_tracking"
+    assert RECORD_KEYS <= set(f), RECORD_KEYS - set(f)
+    one, four = f["runs"]
+    assert (one["objects"], four["objects"]) == (1, 4)
+    for r in (one, four):
+        assert {"sam3kit", "sam3kit-selection", "transformers"} <= set(r["timings"])
+        assert set(r["per_frame_s"]["sam3kit"]) == {"1", "7", "20"}
+        assert set(r["memory_mb"]["transformers"]) == {"7", "20"} and r["memory_mb"]["sam3kit"]["20"] > 0
+    # memory selection off, one object: the track of the reference patched to the official memory-encoder order
+    assert max(one["low_res_logits_max_abs_diff"]["transformers-official-order"].values()) <= 1e-4
+    assert 0 < one["last_frame_foreground_fraction"] < 1  # a non-trivial mask

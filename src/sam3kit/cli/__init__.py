@@ -1,4 +1,4 @@
-"""The ``sam3kit`` command: ``segment``, ``info``, ``convert``, ``env``.
+"""The ``sam3kit`` command: ``segment``, ``track``, ``info``, ``convert``, ``env``.
 
 Exit codes (``exit_codes.py``): 0 success; 2 a user mistake (bad option, missing file, wrong checkpoint: any
 ``Sam3Error``), printed as one line on stderr without a traceback; 1 an unexpected error (a bug: the message asks for
@@ -13,6 +13,8 @@ The commands that process many inputs (``segment``) share their pieces: ``inputs
 ``--box`` / ``--point`` specs), ``jobs.py`` (output folders, the skip check, the run over the inputs, the summary),
 ``manifest.py`` (``result.json``: what a finished job ran with), ``job_outputs.py`` (writing one job's files as a
 unit), ``model_args.py`` (the ``--model`` / runtime flags and loading), ``device.py`` and ``report.py``.
+``track`` (one video: ``track.py``, its prompt specs in ``track_args.py``) reuses the model, runtime, output-folder
+and progress pieces.
 """
 
 from __future__ import annotations
@@ -98,12 +100,13 @@ def attach_negative_values(argv: Sequence[str], options: Mapping[str, str]) -> l
 
 
 def build_parser() -> ArgumentParser:
-    from . import convert, env, info, segment
+    from . import convert, env, info, segment, track
 
     parser = ArgumentParser(
         prog=PROG, formatter_class=HelpFormatter,
         description="Segment Anything Model 3 from the shell: concept (text / exemplar box) and interactive "
-                    "(click / box) segmentation of images, checkpoint inspection and conversion.",
+                    "(click / box) segmentation of images, click / box / mask tracking in videos, checkpoint "
+                    "inspection and conversion.",
         epilog="Run 'sam3kit COMMAND --help' for the options of a command.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     parser.add_argument("--debug", action="store_true", help="print tracebacks of errors")
@@ -115,7 +118,7 @@ def build_parser() -> ArgumentParser:
                         help="log what the library does, and the details of errors (to stderr)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     sub.required = True
-    for module in (segment, info, convert, env):
+    for module in (segment, track, info, convert, env):
         module.add_parser(sub, common, HelpFormatter)
     return parser
 

@@ -17,8 +17,9 @@ def add_model_argument(parser: argparse.ArgumentParser) -> None:
                         help="checkpoint: a folder, model.safetensors, sam3.pt or a Hugging Face Hub id")
 
 
-def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
-    """The "runtime" group: ``--device``, ``--dtype``, ``--fast``, ``--image-size``."""
+def add_runtime_arguments(parser: argparse.ArgumentParser, *, cache: bool = True) -> None:
+    """The "runtime" group: ``--device``, ``--dtype``, ``--fast``, ``--image-size``, ``--threads`` and, with
+    ``cache``, ``--cache``."""
     r = parser.add_argument_group("runtime")
     r.add_argument("--device", default="auto", help="cpu, cuda, cuda:N, mps; auto = cuda if available, else cpu")
     r.add_argument("--dtype", default="fp32", choices=("fp32", "fp16", "bf16"),
@@ -32,6 +33,8 @@ def add_runtime_arguments(parser: argparse.ArgumentParser) -> None:
     r.add_argument("--threads", type=parse_threads, default=None, metavar="N",
                    help="CPU threads for PyTorch (intra- and inter-op; default: PyTorch's choice, usually one per "
                         "core). Fewer threads can be faster on a busy machine")
+    if not cache:
+        return
     r.add_argument("--cache", default=None, metavar="DIR",
                    help="keep image encodings in DIR: a later run on the same image (other prompts) reads the "
                         "encoding instead of running the image encoder again")

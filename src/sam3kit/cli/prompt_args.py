@@ -9,8 +9,9 @@ from typing import Optional
 
 from .inputs import parse_box, parse_point, parse_probability
 
-# the options whose values may start with "-" (negative coordinates), with their long forms
-COORDINATE_OPTIONS = {"-b": "--box", "--box": "--box", "-p": "--point", "--point": "--point"}
+# the options whose values may start with "-" (negative coordinates; for track's specs, a negative frame index,
+# which is then refused as out of range), with their long forms
+COORDINATE_OPTIONS = {"-b": "--box", "--box": "--box", "-p": "--point", "--point": "--point", "--mask": "--mask"}
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,11 @@ class Reporter:
         stream: where it is drawn (default stderr).
         enabled: draw it (default: when ``stream`` is a terminal).
         tick: seconds between redraws of the elapsed time while a stage runs.
+        unit: what ``total`` counts, for the bar's rate ("image", "frame": "3.2 frame/s").
     """
 
     def __init__(self, total: int, stream: Optional[TextIO] = None, enabled: Optional[bool] = None,
-                 tick: float = 1.0) -> None:
+                 tick: float = 1.0, unit: str = "image") -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.total = total
         self.enabled = _isatty(self.stream) if enabled is None else bool(enabled)
@@ -40,7 +41,7 @@ class Reporter:
         self._stop = threading.Event()
         self._ticker: Optional[threading.Thread] = None
         if self.enabled and total > 1:
-            self._bar = _tqdm(total, self.stream)
+            self._bar = _tqdm(total, self.stream, unit)
         if self.enabled and tick > 0:
             self._ticker = threading.Thread(target=self._tick, args=(tick,), name="sam3kit-status", daemon=True)
             self._ticker.start()
@@ -122,16 +123,16 @@ class Reporter:
                     self._draw()
 
 
-def _tqdm(total: int, stream: TextIO):
+def _tqdm(total: int, stream: TextIO, unit: str = "image"):
     """A tqdm bar on ``stream``, or None when tqdm is missing (the status line is then drawn without a bar)."""
     try:
         from tqdm import tqdm
     except ImportError:  # a core dependency; a broken install only loses the bar
         return None
     sized = _columns(stream) > 0  # a terminal that reports no size (some pseudo-terminals): a fixed width
-    return tqdm(total=total, file=stream, unit="image", leave=False, dynamic_ncols=sized,
+    return tqdm(total=total, file=stream, unit=unit, leave=False, dynamic_ncols=sized,
                 ncols=None if sized else 100, nrows=None if sized else 20, mininterval=0.2,
-                bar_format="{n_fmt}/{total_fmt} {bar:20} {percentage:3.0f}% [{elapsed}<{remaining}]{postfix}")
+                bar_format="{n_fmt}/{total_fmt} {bar:20} {percentage:3.0f}% [{elapsed}<{remaining}, {rate_fmt}]{postfix}")
 
 
 def _columns(stream: TextIO) -> int:
