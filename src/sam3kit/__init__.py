@@ -20,16 +20,18 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["load", "ImagePredictor", "PredictOptions", "SegmentOptions", "ImageEncoder", "EncoderOptions",
+__all__ = ["load", "ImagePredictor", "PredictOptions", "SegmentOptions", "EverythingOptions", "ImageEncoder", "EncoderOptions",
            "ImageState", "EncodingCache", "ImageTransform", "SpeedOptions", "Sam3Config", "Sam3Model",
-           "SegmentResult", "PredictResult", "VideoPredictor", "VideoOptions", "VideoSession", "FrameResult",
+           "SegmentResult", "PredictResult", "VideoPredictor", "VideoOptions", "ConceptTrackOptions", "VideoSession",
+           "FrameResult",
            "Sam3Error", "CheckpointError", "InputError", "ImageError", "__version__"]
 
 _LAZY = {
     "load": ("sam3kit.loading", "load"),
     "ImagePredictor": ("sam3kit.pipelines.image", "ImagePredictor"),
-    "PredictOptions": ("sam3kit.pipelines.image", "PredictOptions"),
-    "SegmentOptions": ("sam3kit.pipelines.image", "SegmentOptions"),
+    "PredictOptions": ("sam3kit.pipelines.options", "PredictOptions"),
+    "SegmentOptions": ("sam3kit.pipelines.options", "SegmentOptions"),
+    "EverythingOptions": ("sam3kit.pipelines.everything", "EverythingOptions"),
     "ImageEncoder": ("sam3kit.pipelines.encoding", "ImageEncoder"),
     "EncoderOptions": ("sam3kit.pipelines.encoding", "EncoderOptions"),
     "ImageState": ("sam3kit.pipelines.encoding", "ImageState"),
@@ -42,6 +44,7 @@ _LAZY = {
     "PredictResult": ("sam3kit.pipelines.results", "PredictResult"),
     "VideoPredictor": ("sam3kit.pipelines.video", "VideoPredictor"),
     "VideoOptions": ("sam3kit.pipelines.video", "VideoOptions"),
+    "ConceptTrackOptions": ("sam3kit.pipelines.video", "ConceptTrackOptions"),
     "VideoSession": ("sam3kit.pipelines.video", "VideoSession"),
     "FrameResult": ("sam3kit.pipelines.video", "FrameResult"),
     "Sam3Error": ("sam3kit.errors", "Sam3Error"),

@@ -30,13 +30,16 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Callable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Optional, Union
 
-import torch
+import numpy as np
 from tokenizers import Regex, Tokenizer, pre_tokenizers
 from tokenizers.models import BPE
 
 from .errors import CheckpointError, InputError
+
+if TYPE_CHECKING:
+    import torch
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +151,11 @@ class Sam3Tokenizer:
 
         return cls(build, CLIP_START_ID, CLIP_END_ID, context_length=context_length)
 
+    def save_files(self, directory: PathLike) -> list[Path]:
+        """Write this tokenizer's vocabulary and merges as ``vocab.json`` + ``merges.txt`` into ``directory``
+        (``from_dir`` reads them back to the same tokenizer); returns the two paths."""
+        return [Path(f) for f in self._bpe.save(str(directory))]
+
     @property
     def _bpe(self) -> BPE:
         if self._bpe_model is None:
@@ -187,12 +195,20 @@ class Sam3Tokenizer:
             padding_mask: (B, context_length) bool, True = padding. As in the official model it is ``ids == 0``,
                 so the rare non-word-final ``!`` token (id 0, e.g. in ``"wow!😀"``) is masked too.
         """
+        import torch
+
+        ids, padding_mask = self.arrays(texts, truncate=truncate)
+        return torch.from_numpy(ids), torch.from_numpy(padding_mask)
+
+    def arrays(self, texts: Union[str, Sequence[str]], *, truncate: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """``__call__`` with numpy results (the same ids and mask as (B, context_length) int64 / bool arrays), for
+        callers without PyTorch (the ONNX runtime)."""
         if isinstance(texts, str):
             texts = [texts]
         if not isinstance(texts, Sequence) or len(texts) == 0:
             raise InputError(f"expected a non-empty list of str prompts, got {texts!r}")
         n = self.context_length
-        ids = torch.full((len(texts), n), PAD_ID, dtype=torch.int64)
+        ids = np.full((len(texts), n), PAD_ID, dtype=np.int64)
         for i, text in enumerate(texts):
             seq = [self.start_id] + self.encode(text) + [self.end_id]
             if len(seq) > n:
@@ -201,7 +217,7 @@ class Sam3Tokenizer:
                                      "shorten it or allow truncation")
                 logger.warning("text prompt %r is %d tokens long; only the first %d are used", text, len(seq), n)
                 seq = seq[: n - 1] + [self.end_id]
-            ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.int64)
+            ids[i, : len(seq)] = seq
         return ids, ids == PAD_ID
 
 

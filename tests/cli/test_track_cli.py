@@ -228,14 +228,14 @@ def test_spec_parsers():
     from sam3kit.cli.track_args import (build_track_prompts, expected_frames, parse_track_box, parse_track_mask,
                                         parse_track_point)
 
-    assert parse_track_point("3,10.5,-2") == (3, 1, 10.5, -2.0, 1)
+    assert parse_track_point("3,10.5,-2") == (3, None, 10.5, -2.0, 1)  # no :ID: object 1 (build_track_prompts)
     assert parse_track_point("3,10,20,0:7") == (3, 7, 10.0, 20.0, 0)
     assert parse_track_box("0,-5,1,20,30:2") == (0, 2, -5.0, 1.0, 20.0, 30.0)
-    assert parse_track_mask("4,C:/masks/a.png") == (4, 1, "C:/masks/a.png")
+    assert parse_track_mask("4,C:/masks/a.png") == (4, None, "C:/masks/a.png")
     assert parse_track_mask("4,a:b.png:3") == (4, 3, "a:b.png")
     with pytest.raises(argparse.ArgumentTypeError):
         parse_track_point("x,1,2")
-    ns = argparse.Namespace(point=[(2, 1, 1.0, 2.0, 1), (0, 2, 3.0, 4.0, 1), (2, 1, 5.0, 6.0, 0)],
+    ns = argparse.Namespace(point=[(2, None, 1.0, 2.0, 1), (0, 2, 3.0, 4.0, 1), (2, 1, 5.0, 6.0, 0)],
                             box=[(2, 1, 0.0, 0.0, 9.0, 9.0)], mask=None)
     calls = build_track_prompts(ns)
     assert [c.key for c in calls] == [(0, 2), (2, 1)]
@@ -245,3 +245,38 @@ def test_spec_parsers():
     assert expected_frames(2, 6, "forward", 1) == 2
     assert expected_frames(2, 6, "backward", None) == 3
     assert expected_frames(0, 6, "backward", None) == 1
+
+
+def test_concept_specs():
+    """--text / --exemplar make the add_concept calls of track_args' docstring; with concepts, clicks name their
+    object."""
+    from sam3kit.cli.track_args import build_concepts, build_track_prompts, parse_exemplar, parse_text
+    from sam3kit.errors import InputError
+
+    assert parse_exemplar("3,1,2,30,40") == (3, 1.0, 2.0, 30.0, 40.0, 1)
+    assert parse_exemplar("0,1,2,30,40,0") == (0, 1.0, 2.0, 30.0, 40.0, 0)
+    for bad in ("x,1,2,3,4", "0,1,2,3", "0,5,5,1,1", "0,1,2,30,40,2"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            parse_exemplar(bad)
+    with pytest.raises(argparse.ArgumentTypeError, match="empty"):
+        parse_text("  ")
+
+    def ns(**kw):
+        base = dict(point=None, box=None, mask=None, text=None, exemplar=None, concept_frame=0)
+        return argparse.Namespace(**{**base, **kw})
+
+    two = build_concepts(ns(text=["person", "car"], concept_frame=4))
+    assert [(c.frame, c.text, c.boxes) for c in two] == [(4, "person", []), (4, "car", [])]
+    ex = [(5, 1.0, 2.0, 3.0, 4.0, 1), (2, 0.0, 0.0, 9.0, 9.0, 0), (5, 6.0, 6.0, 8.0, 8.0, 1)]
+    joined = build_concepts(ns(text=["dog"], exemplar=ex))  # one text: it joins each exemplar frame
+    assert [(c.frame, c.text, c.boxes, c.box_labels) for c in joined] == [
+        (2, "dog", [[0.0, 0.0, 9.0, 9.0]], [0]), (5, "dog", [[1.0, 2.0, 3.0, 4.0], [6.0, 6.0, 8.0, 8.0]], [1, 1])]
+    apart = build_concepts(ns(text=["dog", "cat"], exemplar=ex[:1]))  # several texts: exemplars box-only
+    assert [(c.frame, c.text) for c in apart] == [(0, "dog"), (0, "cat"), (5, None)]
+    assert build_track_prompts(ns(text=["dog"]), concepts=True) == []  # concepts alone are enough
+    with pytest.raises(InputError, match=":ID"):
+        build_track_prompts(ns(point=[(2, None, 1.0, 2.0, 1)]), concepts=True)
+    refine = build_track_prompts(ns(point=[(2, 3, 1.0, 2.0, 1)]), concepts=True)
+    assert [c.key for c in refine] == [(2, 3)]
+    with pytest.raises(InputError, match="no prompt"):
+        build_track_prompts(ns())

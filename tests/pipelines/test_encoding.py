@@ -63,6 +63,20 @@ def test_encode_returns_a_state(model):
     assert torch.equal(state.trunk, ref)
 
 
+def test_disabled_cache_does_not_hash(model, monkeypatch):
+    """A cache that keeps nothing (a video session's) makes the encoder skip the per-image hash, and the encoding
+    is the same as with a cache."""
+    cache = EncodingCache(max_items=0)
+    assert not cache.enabled and EncodingCache().enabled and EncodingCache(max_items=0, directory="x").enabled
+    hashed = []
+    real = encoding.cache_key
+    monkeypatch.setattr(encoding, "cache_key", lambda *a, **k: hashed.append(1) or real(*a, **k))
+    state = ImageEncoder(model, cache).encode(_img(3))
+    assert hashed == [] and (cache.hits, cache.misses) == (0, 0)
+    ref = ImageEncoder(model, EncodingCache()).encode(_img(3))
+    assert hashed == [1] and torch.equal(state.trunk, ref.trunk)
+
+
 def test_cache_hit_and_miss(model):
     cache = EncodingCache()
     enc = ImageEncoder(model, cache)

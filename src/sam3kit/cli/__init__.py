@@ -1,4 +1,4 @@
-"""The ``sam3kit`` command: ``segment``, ``track``, ``info``, ``convert``, ``env``.
+"""The ``sam3kit`` command: ``segment``, ``track``, ``serve``, ``info``, ``convert``, ``env``.
 
 Exit codes (``exit_codes.py``): 0 success; 2 a user mistake (bad option, missing file, wrong checkpoint: any
 ``Sam3Error``), printed as one line on stderr without a traceback; 1 an unexpected error (a bug: the message asks for
@@ -100,7 +100,7 @@ def attach_negative_values(argv: Sequence[str], options: Mapping[str, str]) -> l
 
 
 def build_parser() -> ArgumentParser:
-    from . import convert, env, info, segment, track
+    from . import batch, convert, env, export, info, segment, serve, track
 
     parser = ArgumentParser(
         prog=PROG, formatter_class=HelpFormatter,
@@ -118,7 +118,7 @@ def build_parser() -> ArgumentParser:
                         help="log what the library does, and the details of errors (to stderr)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=ArgumentParser)
     sub.required = True
-    for module in (segment, track, info, convert, env):
+    for module in (segment, track, batch, serve, info, convert, export, env):
         module.add_parser(sub, common, HelpFormatter)
     return parser
 

@@ -1,5 +1,6 @@
-"""The prompt flags of ``segment`` (``--text``, ``--box``, ``--point``, ``--mask-index`` / ``--best``) turned into
-the prompts every image gets, with the combinations that have no meaning refused."""
+"""The prompt flags of ``segment`` (``--text``, ``--box``, ``--point``, ``--mask-index`` / ``--best``,
+``--everything`` with its generator flags) turned into the prompts every image gets, with the combinations that
+have no meaning refused."""
 
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ COORDINATE_OPTIONS = {"-b": "--box", "--box": "--box", "-p": "--point", "--point
 
 @dataclass(frozen=True)
 class Prompt:
-    """One prompt applied to every image: a concept (text and/or exemplar boxes) or one interactive object.
+    """One prompt applied to every image: a concept (text and/or exemplar boxes), one interactive object, or
+    everything (no prompt: ``segment_everything`` with the ``EverythingOptions`` fields in ``everything``).
 
     Boxes and points are pixel coordinates of the original image: boxes ``[x1, y1, x2, y2]``, points ``[x, y]``.
     """
 
-    kind: str  # "concept" or "interactive"
+    kind: str  # "concept", "interactive" or "everything"
     label: str
     text: Optional[str] = None
     boxes: Optional[list] = None  # concept: [[x1, y1, x2, y2], ...]; interactive: one box or None
@@ -30,6 +32,7 @@ class Prompt:
     point_labels: Optional[list] = None
     multimask: bool = True
     keep: str = "all"  # interactive: "all", "best" or the mask index as a string
+    everything: Optional[dict] = None  # everything: the EverythingOptions fields
 
 
 def add_prompt_arguments(parser: argparse.ArgumentParser) -> None:
@@ -67,13 +70,26 @@ def build_prompts(args: argparse.Namespace) -> list[Prompt]:
     """
     from ..errors import InputError
 
+    from .segment_everything import LABEL, given_flags, options_from_args, record_options
+
     texts = list(dict.fromkeys(t for t in (args.text or [])))
     boxes = list(args.box or [])
     points = list(args.point or [])
+    if getattr(args, "everything", False):
+        other = [f for f, given in (("--text", texts), ("--box", boxes), ("--point", points),
+                                    ("--mask-index", args.mask_index is not None), ("--best", args.best)) if given]
+        if other:
+            raise InputError(f"--everything segments the whole image without a prompt; it does not take {other[0]} "
+                             "(run twice for both)")
+        return [Prompt("everything", LABEL, everything=record_options(options_from_args(args)))]
+    flags = given_flags(args)
+    if flags:
+        raise InputError(f"{flags[0]} is an option of --everything (segment the whole image without a prompt); "
+                         "add --everything, or leave it out")
     if any(not t.strip() for t in texts):
         raise InputError("--text is empty: give a noun phrase such as 'red car'")
     if not (texts or boxes or points):
-        raise InputError("no prompt: give --text, --box (exemplar) or --point")
+        raise InputError("no prompt: give --text, --box (exemplar), --point, or --everything")
     if points:
         if texts:
             raise InputError("--text finds every instance of a concept and --point segments one object; "

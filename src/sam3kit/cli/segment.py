@@ -32,10 +32,12 @@ every ``--text`` is checked against the model's context (an overlong one stops t
 images skips the image encoder.
 
 Prompts (``prompt_args.py``): ``--text`` (repeatable: one concept each) and/or exemplar ``--box`` find every
-instance; ``--point`` (with at most one ``--box``, the object's box) gives one object's masks. Mixing ``--text`` and
-``--point`` is an error: they answer different questions. Mask choice for ``--point``: ``--mask-index i`` or
-``--best`` keep one of the three candidate masks; by default a single click (ambiguous: whole, part or sub-part)
-keeps all three, and several clicks or a box (unambiguous) give the one single-output mask, as SAM recommends.
+instance; ``--point`` (with at most one ``--box``, the object's box) gives one object's masks; ``--everything`` (no
+prompt; ``segment_everything.py``) every object and part, as SAM 1's automatic mask generator. Mixing ``--text`` and
+``--point`` is an error: they answer different questions; ``--everything`` takes no prompt. Mask choice for
+``--point``: ``--mask-index i`` or ``--best`` keep one of the three candidate masks; by default a single click
+(ambiguous: whole, part or sub-part) keeps all three, and several clicks or a box (unambiguous) give the one
+single-output mask, as SAM recommends.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ from .manifest import as_read_back, is_complete, job_record  # noqa: F401 (is_co
 from .model_args import (add_model_argument, add_runtime_arguments, apply_threads, load_model, model_identity,
                          runtime_record)
 from .prompt_args import Prompt, add_prompt_arguments, build_prompts
+from .segment_everything import add_everything_arguments
 
 log = logging.getLogger(__name__)
 
@@ -67,15 +70,17 @@ EXAMPLES = """examples:
   sam3kit segment "shots/**/*.png" --model sam3.pt --box 40,60,180,220          # exemplar: find all like it
   sam3kit segment bus.jpg --model ./sam3 --point 320,240 --point 100,50,0 --best  # one object from clicks
   sam3kit segment bus.jpg --model ./sam3 -t car --cache ~/.cache/sam3kit          # a second text: no re-encoding
+  sam3kit segment bus.jpg --model ./sam3 --everything --overlay                   # every object, no prompt
 """
 
 
 def add_parser(sub, common, formatter) -> None:
     p = sub.add_parser(
         "segment", parents=[common], formatter_class=formatter, epilog=EXAMPLES,
-        help="segment images from text, exemplar boxes or clicks",
-        description="Segment every instance of a concept (--text, exemplar --box) or one object from clicks "
-                    "(--point, optionally with its --box). Each image is encoded once for all its prompts. "
+        help="segment images from text, exemplar boxes or clicks, or everything in them",
+        description="Segment every instance of a concept (--text, exemplar --box), one object from clicks "
+                    "(--point, optionally with its --box), or every object and part without a prompt "
+                    "(--everything). Each image is encoded once for all its prompts. "
                     "Outputs go to OUT/<name>/: the image's path below its folder argument without the suffix, "
                     "or the stem of an image given by itself. Instance ids (mask_NNN.png) follow the prompts, then "
                     "the order the Python API returns (not sorted by score).")
@@ -83,6 +88,7 @@ def add_parser(sub, common, formatter) -> None:
     add_recursive_argument(p)
     add_model_argument(p)
     add_prompt_arguments(p)
+    add_everything_arguments(p)
     o = p.add_argument_group("outputs")
     add_out_argument(o)
     o.add_argument("-f", "--format", type=parse_formats, default="png,json", metavar="FMT",
@@ -131,7 +137,11 @@ def segment_image(predictor, image, prompts: list[Prompt], *, threshold: float, 
     for k, pr in enumerate(prompts):
         say(f"prompt {k + 1}/{len(prompts)} {pr.label!r}")
         entry = {"kind": pr.kind, "label": pr.label}
-        if pr.kind == "concept":
+        if pr.kind == "everything":
+            from . import segment_everything
+
+            recs, found, entry = segment_everything.segment(predictor, image, pr.everything, k, with_rle=with_rle)
+        elif pr.kind == "concept":
             kw = {"truncate_text": True} if truncate_text else {}
             res = predictor.segment(text=pr.text, boxes=pr.boxes, box_labels=pr.box_labels, threshold=threshold,
                                     mask_threshold=mask_threshold, **kw)
@@ -186,7 +196,12 @@ def write_outputs(folder: Path, job: ImageJob, image, records: list[dict], masks
         priority = [r["score"] if r.get("score") is not None else r.get("iou") for r in records]
         write_id_map_png(folder / ID_MAP_NAME, id_map(masks, (H, W), priority),
                          overwrite=out.may_overwrite(ID_MAP_NAME))
-    if args.overlay:
+    if args.overlay and any(pr.kind == "everything" for pr in prompts):
+        from .segment_everything import overlay
+
+        write_image_png(folder / OVERLAY_NAME, overlay(image, records, masks),
+                        overwrite=out.may_overwrite(OVERLAY_NAME))
+    elif args.overlay:
         pts = [p for pr in prompts if pr.points for p in pr.points]
         labels = [lab for pr in prompts if pr.point_labels for lab in pr.point_labels]
         pboxes = [b for pr in prompts if pr.boxes for b in (pr.boxes if pr.kind == "concept" else [pr.boxes])]
@@ -202,7 +217,8 @@ def write_outputs(folder: Path, job: ImageJob, image, records: list[dict], masks
     manifest = {"sam3kit": options["sam3kit"], "image": {"path": str(job.path), "width": W, "height": H},
                 "model": options["model"].get("source"), "prompts": prompt_info, "instances": instances,
                 "order": "instance ids follow the prompts, then each prompt's result order (query order for "
-                         "concepts, candidate order for clicks)",
+                         "concepts, candidate order for clicks, SAM 1's order for everything: predicted IoU "
+                         "decreasing, smaller crops first)",
                 "files": planned, "options": options}
     return out.commit(manifest)
 
@@ -275,7 +291,14 @@ def _segment_one(predictor, p: PlannedJob, prompts: list[Prompt], args: argparse
         encodings["computed"] += 1
     rep.stage(f"{name}: writing")
     write_outputs(p.folder, p.job, image, records, masks, info, prompts, p.options, args)
-    table = None if args.quiet else image_table(str(p.job.path), image.shape[1], image.shape[0], info, records)
+    if args.quiet:
+        table = None
+    elif info and info[0]["kind"] == "everything":
+        from .segment_everything import table as everything_table
+
+        table = everything_table(str(p.job.path), image.shape[1], image.shape[0], records, info[0])
+    else:
+        table = image_table(str(p.job.path), image.shape[1], image.shape[0], info, records)
     return len(records), table
 
 
@@ -343,8 +366,9 @@ def _load_predictor(args: argparse.Namespace, device: str, prompts: list[Prompt]
     from ..errors import InputError
 
     model = load_model(args, device, reporter)
-    if any(p.kind == "interactive" for p in prompts) and not model.has_tracker:
-        raise InputError(f"{args.model} is detector-only: --point prompts need the tracker weights "
+    if any(p.kind in ("interactive", "everything") for p in prompts) and not model.has_tracker:
+        what = "--everything needs" if prompts[0].kind == "everything" else "--point prompts need"
+        raise InputError(f"{args.model} is detector-only: {what} the tracker weights "
                          "(the full facebook/sam3 checkpoint)")
     # each image is seen once per run: one encoding in memory is enough; the directory keeps them across runs
     cache = sam3kit.EncodingCache(max_items=1, directory=cache_dir) if cache_dir is not None else None

@@ -1,14 +1,21 @@
-"""``sam3kit track``: click / box / mask tracking through one video, outputs in ``OUT/<stem>/``.
+"""``sam3kit track``: click / box / mask tracking, and concept detect-and-track, through one video, outputs in
+``OUT/<stem>/``.
 
 ``<stem>`` is the video file's stem or the frame folder's name. Prompts (``track_args.py``): ``--point
 FRAME,X,Y[,LABEL][:ID]``, ``--box FRAME,X1,Y1,X2,Y2[:ID]``, ``--mask FRAME,PNG[:ID]``; a spec without ``:ID`` is
-object 1. Then ``VideoSession.propagate`` from the earliest prompted frame (``--direction``, ``--max-frames``).
+object 1. Concepts: ``--text T`` (repeatable) and ``--exemplar FRAME,X1,Y1,X2,Y2[,LABEL]`` make
+``VideoSession.add_concept`` calls (``track_args.build_concepts``), made before the clicks, which then must name
+their object: with both, the concepts are tracked first (a click refines an object on a frame already produced),
+then the clicks are added. Then ``VideoSession.propagate`` from the earliest prompted frame (``--direction``,
+``--max-frames``).
 
 - ``frames.jsonl`` (``jsonl``): one JSON line per tracked frame, in frame order: ``{"frame_index": i, "objects":
   [{"id", "score", "box", "mask"}, ...]}``, objects in id order, every object on every line (an object absent
   from a frame has an empty mask); ``score`` the object-presence probability, ``box`` pixel xyxy as
   ``FrameResult.boxes`` (first / last foreground column and row, inclusive; zeros for an empty mask), ``mask``
-  COCO RLE ``{"size": [H, W], "counts": str}`` at the frame's size: exactly the Python API's ``FrameResult``;
+  COCO RLE ``{"size": [H, W], "counts": str}`` at the frame's size, ``concept`` the index of the concept that
+  found the object (the order of the concepts in ``track.json``; -1 for an object made by clicks, a box or a
+  mask): exactly the Python API's ``FrameResult``;
 - ``masks/<frame:05d>_<id>.png`` (``png``): one white-on-black PNG per object and tracked frame;
 - ``overlay.mp4`` (``--overlay``): the tracked frames in order with masks, boxes, ids and scores (colours fixed by
   id), at the source's frame rate (10 fps for a folder of frames);
@@ -36,7 +43,8 @@ from pathlib import Path
 from .device import resolve_device
 from .jobs import add_out_argument, check_folder
 from .model_args import add_model_argument, add_runtime_arguments, apply_threads, load_model, runtime_record
-from .track_args import TrackPrompt, add_track_prompt_arguments, build_track_prompts, check_prompts, expected_frames
+from .track_args import (TrackConcept, TrackPrompt, add_track_concept_arguments, add_track_prompt_arguments,
+                         build_concepts, build_track_prompts, check_concepts, check_prompts, expected_frames)
 
 JSONL_NAME = "frames.jsonl"
 MASKS_NAME = "masks"
@@ -50,6 +58,8 @@ EXAMPLES = """examples:
   sam3kit track clip.mp4 --model facebook/sam3 --point 0,320,240 --overlay      # object 1 from one click
   sam3kit track frames/ --model ./sam3 --box 0,40,60,180,220:1 --point 0,400,300:2 --point 0,420,310,0:2
   sam3kit track clip.mp4 --model ./sam3 --mask 12,person.png --direction backward --format all -o results
+  sam3kit track clip.mp4 --model ./sam3 --text person --text "red car" --overlay  # every instance of two concepts
+  sam3kit track clip.mp4 --model ./sam3 --exemplar 0,40,60,180,220 --text dog --point 9,120,80,0:3
 """
 
 
@@ -81,16 +91,18 @@ def _frame_count(text: str) -> int:
 def add_parser(sub, common, formatter) -> None:
     p = sub.add_parser(
         "track", parents=[common], formatter_class=formatter, epilog=EXAMPLES,
-        help="track objects through a video from clicks, boxes or masks",
+        help="track objects through a video from clicks, boxes or masks, or every instance of a concept",
         description="Track objects through a video with the tracker's memory, from clicks (--point), boxes (--box) "
-                    "or masks (--mask) on any frames. Each prompt names its frame first and its object last "
-                    "(:ID, default object 1). Outputs go to OUT/<stem>/: frames.jsonl (one line per frame: every "
-                    "object's id, score, box and COCO RLE mask), masks/<frame:05d>_<id>.png with --format png, "
-                    "overlay.mp4 with --overlay, and track.json.")
+                    "or masks (--mask) on any frames, or detect and track every instance of a concept (--text, "
+                    "--exemplar). Each prompt names its frame first and its object last (:ID, default object 1; "
+                    "required with concepts). Outputs go to OUT/<stem>/: frames.jsonl (one line per frame: every "
+                    "object's id, score, box, COCO RLE mask and concept), masks/<frame:05d>_<id>.png with --format "
+                    "png, overlay.mp4 with --overlay, and track.json.")
     p.add_argument("video", metavar="VIDEO", help="a video file (MP4, MOV, MKV, ...; decoded with PyAV) or a folder "
                                                   "of frame images (numeric order: 2.jpg before 10.jpg)")
     add_model_argument(p)
     add_track_prompt_arguments(p)
+    add_track_concept_arguments(p)
     t = p.add_argument_group("tracking")
     t.add_argument("--direction", choices=("both", "forward", "backward"), default="both",
                    help="from the earliest prompted frame: to the end, to frame 0, or both")
@@ -119,9 +131,11 @@ def frame_record(result) -> dict:
     """One ``frames.jsonl`` line of a ``FrameResult`` (module docstring)."""
     from ..io.rle import encode_rle
 
+    concepts = getattr(result, "concepts", None)
     return {"frame_index": int(result.frame_index),
             "objects": [{"id": int(result.object_ids[k]), "score": float(result.scores[k]),
-                         "box": [float(v) for v in result.boxes[k]], "mask": encode_rle(result.masks[k])}
+                         "box": [float(v) for v in result.boxes[k]], "mask": encode_rle(result.masks[k]),
+                         "concept": int(concepts[k]) if concepts is not None else -1}
                         for k in range(len(result))]}
 
 
@@ -131,12 +145,14 @@ def run(args: argparse.Namespace) -> int:
     from ..io.video import open_video
 
     started = time.monotonic()
-    prompts = build_track_prompts(args)
+    concepts = build_concepts(args)
+    prompts = build_track_prompts(args, concepts=bool(concepts))
     apply_threads(args.threads)
     out_root = Path(args.out).expanduser()
     check_folder(out_root, "--out")
     with open_video(args.video) as source:
         masks = check_prompts(prompts, source.num_frames, source.frame_size)
+        check_concepts(concepts, source.num_frames, source.frame_size)
         folder = out_root / source.name
         planned = planned_outputs(args)
         if folder.exists() and not folder.is_dir():
@@ -150,8 +166,8 @@ def run(args: argparse.Namespace) -> int:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".sam3kit-track-", dir=str(folder)))
         try:
-            records = _track(args, source, prompts, masks, tmp)
-            _write(args, source, prompts, records, tmp, planned)
+            records = _track(args, source, concepts, prompts, masks, tmp)
+            _write(args, source, concepts, prompts, records, tmp, planned)
             _publish(tmp, folder, planned, force=bool(args.force))
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -163,9 +179,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _track(args: argparse.Namespace, source, prompts: list[TrackPrompt], masks: dict, tmp: Path) -> dict[int, dict]:
-    """Load the model, prompt, propagate; mask PNGs go to ``tmp/masks/`` as frames come. Returns the
-    ``frames.jsonl`` records by frame index."""
+def _track(args: argparse.Namespace, source, concepts: list[TrackConcept], prompts: list[TrackPrompt], masks: dict,
+           tmp: Path) -> dict[int, dict]:
+    """Load the model, add the concepts, prompt, propagate; mask PNGs go to ``tmp/masks/`` as frames come. Returns
+    the ``frames.jsonl`` records by frame index."""
     import sam3kit
 
     from ..io.writers import write_mask_png
@@ -176,13 +193,23 @@ def _track(args: argparse.Namespace, source, prompts: list[TrackPrompt], masks: 
         model = load_model(args, resolve_device(args.device), rep)
         session = sam3kit.VideoPredictor(model).start(source)
         try:
+            for k, c in enumerate(concepts):
+                what = repr(c.text) if c.text is not None else f"{len(c.boxes)} exemplar box(es)"
+                rep.stage(f"{source.name}: concept {k + 1}/{len(concepts)} ({what} on frame {c.frame})")
+                session.add_concept(c.frame, text=c.text, boxes=c.boxes or None, box_labels=c.box_labels or None)
+            if concepts and prompts:
+                # a click refines an object on a frame the concepts' tracking has produced: track them first (the
+                # final propagation below then re-tracks only the refined objects and reuses the others)
+                rep.stage(f"{source.name}: tracking the concepts before the clicks")
+                for _ in session.propagate(direction=args.direction, max_frames=args.max_frames):
+                    pass
             for k, p in enumerate(prompts):
                 rep.stage(f"{source.name}: prompt {k + 1}/{len(prompts)} (frame {p.frame}, object {p.obj_id})")
                 _add(session, p, masks)
         except BaseException:
             session.close()
             raise
-    start = prompts[0].frame  # the earliest prompted frame: where propagate starts
+    start = min([p.frame for p in prompts] + [c.frame for c in concepts])  # where propagate starts
     total = expected_frames(start, source.num_frames, args.direction, args.max_frames) or 0
     records: dict[int, dict] = {}
     png_dir = tmp / MASKS_NAME
@@ -205,8 +232,8 @@ def _add(session, p: TrackPrompt, masks: dict) -> None:
                            point_labels=p.point_labels or None, box=p.box)
 
 
-def _write(args: argparse.Namespace, source, prompts: list[TrackPrompt], records: dict[int, dict], tmp: Path,
-           planned: list[str]) -> None:
+def _write(args: argparse.Namespace, source, concepts: list[TrackConcept], prompts: list[TrackPrompt],
+           records: dict[int, dict], tmp: Path, planned: list[str]) -> None:
     """``frames.jsonl``, ``overlay.mp4`` and ``track.json`` into ``tmp``."""
     from .. import __version__
     from ..io.video import write_video
@@ -221,7 +248,7 @@ def _write(args: argparse.Namespace, source, prompts: list[TrackPrompt], records
     write_json(tmp / MANIFEST_NAME, {
         "sam3kit": __version__, "video": {"path": str(Path(args.video).expanduser().resolve()), "width": w,
                                           "height": h, "num_frames": source.num_frames, "fps": source.fps},
-        "model": args.model, "prompts": [p.record() for p in prompts],
+        "model": args.model, "concepts": [c.record() for c in concepts], "prompts": [p.record() for p in prompts],
         "options": {"direction": args.direction, "max_frames": args.max_frames, "formats": list(args.format),
                     "overlay": bool(args.overlay), **runtime_record(args)},
         "frames": list(records), "files": [n for n in planned if n != MANIFEST_NAME]})

@@ -72,9 +72,11 @@ class GeometryEncoder(nn.Module):
         tokens = self._encode_boxes(boxes, labels, image)
         num_valid = (~padding_mask).sum(1)
         tokens = torch.cat([tokens, tokens.new_zeros(bsz, 1, d)], dim=1)
-        batch = torch.arange(bsz, device=tokens.device)
-        tokens[batch, num_valid] = self.cls_embed.weight[0].to(tokens.dtype)
         slot = torch.arange(nb + 1, device=tokens.device)
+        # the CLS token into slot num_valid of each prompt (a select, not an indexed write: the ONNX export traces
+        # a batch-broadcast indexed write with the trace's batch size)
+        is_cls = slot[None, :, None] == num_valid[:, None, None]
+        tokens = torch.where(is_cls, self.cls_embed.weight[0].to(tokens.dtype), tokens)
         mask = slot[None, :] > num_valid[:, None]
 
         x = self.prompt_layer_norm(self.final_proj(tokens))

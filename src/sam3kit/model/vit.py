@@ -9,6 +9,8 @@ RoPE is applied in every block: window blocks use a ``window x window`` grid (sc
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -47,7 +49,7 @@ class ViTEmbeddings(nn.Module):
     def tiled_position(self, h: int, w: int) -> Tensor:
         """(h, w, C): the pos-emb table repeated over an h x w grid."""
         table = self.position_embeddings
-        p = int(round(table.shape[1] ** 0.5))
+        p = math.isqrt(int(table.shape[1]))  # int(): a plain number also while a tracer records sizes
         table = table.view(p, p, -1)
         reps_h, reps_w = -(-h // p), -(-w // p)
         return table.repeat(reps_h, reps_w, 1)[:h, :w]

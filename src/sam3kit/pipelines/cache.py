@@ -64,6 +64,12 @@ class EncodingCache:
         with self._lock:
             return len(self._mem)
 
+    @property
+    def enabled(self) -> bool:
+        """False for a cache that keeps nothing (``max_items=0`` and no directory): the encoder then skips hashing
+        the images, which a video session (one encoding per frame, never read again) would pay on every frame."""
+        return self.max_items > 0 or self.directory is not None
+
     def clear(self) -> None:
         """Forget the in-memory entries (disk entries stay)."""
         with self._lock:

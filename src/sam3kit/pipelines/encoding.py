@@ -157,14 +157,17 @@ class ImageEncoder:
         S, dev, dt = m.config.image_size, m.device, m.dtype
         vit = m.config.detector.vit
         shape = (1, vit.hidden_size, vit.grid_size, vit.grid_size)
-        keys = [cache_key(a, m.fingerprint, dt, S) for a in arrays]
-        found: list[Optional[Tensor]] = [self.cache.get(k, device=dev, dtype=dt, shape=shape) for k in keys]
+        cached = self.cache.enabled
+        keys = [cache_key(a, m.fingerprint, dt, S) if cached else None for a in arrays]
+        found: list[Optional[Tensor]] = [self.cache.get(k, device=dev, dtype=dt, shape=shape) if cached else None
+                                         for k in keys]
         todo = [i for i, t in enumerate(found) if t is None]
         if todo:
             trunk = m.image_trunk(preprocess([arrays[i] for i in todo], S, device=dev, dtype=dt))
             for j, i in enumerate(todo):
                 found[i] = trunk[j:j + 1]
-                self.cache.put(keys[i], found[i])
+                if cached:
+                    self.cache.put(keys[i], found[i])
             if self.options.release_encoder_weights:
                 release_mapped(m.image_trunk_module().parameters())
         trunk = torch.cat(found) if len(found) > 1 else found[0]

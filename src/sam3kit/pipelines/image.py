@@ -9,7 +9,6 @@ One result type per call: ``set_image`` / ``segment`` / ``predict`` take one ima
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -24,53 +23,16 @@ from ..ops.components import fill_small_regions
 from . import prompts as P
 from .cache import EncodingCache
 from .encoding import EncoderOptions, ImageEncoder, ImageState
+from .everything import EverythingOptions, everything_options, segment_everything
 from .postprocess import detection_scores, upsample_logits
+from .options import PredictOptions, SegmentOptions
+from .options import segment_options as _segment_options
 from .results import PredictResult, SegmentResult
 from .text import TextFeatureCache
 
 log = logging.getLogger(__name__)
 
 VISUAL_PROMPT = "visual"  # the text the official API uses when only boxes are given
-
-
-@dataclass(frozen=True)
-class PredictOptions:
-    """Post-processing of interactive masks (official ``SAM3InteractiveImagePredictor`` defaults).
-
-    max_hole_area: background regions of at most this many low-resolution pixels (288 x 288 grid at release)
-        become foreground before upsampling; 0 turns it off.
-    max_sprinkle_area: foreground specks of at most this many low-resolution pixels become background.
-    """
-
-    max_hole_area: float = 256.0
-    max_sprinkle_area: float = 0.0
-
-
-@dataclass(frozen=True)
-class SegmentOptions:
-    """Knobs of ``segment`` / ``segment_batch`` (official ``Sam3Processor`` defaults).
-
-    threshold: keep instances whose score (class x presence probability) is > threshold, in [0, 1].
-    mask_threshold: mask pixels whose probability is > mask_threshold, in [0, 1].
-    return_mask_logits: also return the (N, H, W) mask logits at the original size.
-    return_semantic: also compute and return the (H, W) semantic-map logits.
-    truncate_text: a text longer than the model's context (32 tokens with the start and end tokens) is cut to it,
-        as the official model cuts every prompt (without a word there; a warning is logged here). False (default):
-        such a text raises ``InputError``, since the words cut off are silently ignored.
-    """
-
-    threshold: float = 0.5
-    mask_threshold: float = 0.5
-    return_mask_logits: bool = False
-    return_semantic: bool = False
-    truncate_text: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "threshold", P.check_threshold(self.threshold, "threshold"))
-        object.__setattr__(self, "mask_threshold", P.check_threshold(self.mask_threshold, "mask_threshold"))
-        for name in ("return_mask_logits", "return_semantic", "truncate_text"):
-            if not isinstance(getattr(self, name), (bool, np.bool_)):
-                raise InputError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
 
 class ImagePredictor:
@@ -377,15 +339,38 @@ class ImagePredictor:
                 low_res_logits=logits[k].cpu().numpy(), best=int(np.argmax(iou))))
         return results
 
+    # ------------------------------------------------------------------ everything
+    def segment_everything(self, image: Optional[ImageInput] = None, *, options: Optional[EverythingOptions] = None,
+                           points_per_side: Optional[int] = None, points_per_batch: Optional[int] = None,
+                           pred_iou_thresh: Optional[float] = None, stability_score_thresh: Optional[float] = None,
+                           stability_score_offset: Optional[float] = None, box_nms_thresh: Optional[float] = None,
+                           crop_n_layers: Optional[int] = None, crop_nms_thresh: Optional[float] = None,
+                           crop_overlap_ratio: Optional[float] = None,
+                           crop_n_points_downscale_factor: Optional[int] = None,
+                           min_mask_region_area: Optional[float] = None, multimask: Optional[bool] = None,
+                           output_mode: Optional[str] = None) -> list[dict[str, Any]]:
+        """Every object and part in the image, without a prompt: SAM 1's automatic mask generator (a grid of clicks
+        through the interactive head, masks filtered and de-duplicated; ``sam3kit.pipelines.everything``).
 
-def _segment_options(options: Optional[SegmentOptions], **overrides: Any) -> SegmentOptions:
-    """``options`` (default ``SegmentOptions()``) with the keyword knobs that were given (not None) replaced."""
-    if options is None:
-        options = SegmentOptions()
-    elif not isinstance(options, SegmentOptions):
-        raise InputError(f"options must be a SegmentOptions, got {type(options).__name__}")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return replace(options, **given) if given else options
+        Args:
+            image: set first (``set_image``; an image encoded before comes from the cache); None: the image set
+                already. Crops (``crop_n_layers`` > 0) need it.
+            options: the knobs as an ``EverythingOptions`` (SAM 1's names and defaults: 32 x 32 clicks, predicted
+                IoU > 0.88, stability >= 0.95, box NMS 0.7, no crops); a keyword given here overrides its field.
+        Returns:
+            one dict per mask with SAM 1's keys: "segmentation" ((H, W) bool, or COCO RLE with
+            ``output_mode="coco_rle"``), "area", "bbox" ([x, y, w, h], SAM 1's inclusive convention),
+            "predicted_iou", "stability_score", "point_coords" ([[x, y]]), "crop_box" ([x, y, w, h]); by predicted
+            IoU (within a crop; smaller crops first), as SAM 1 orders them. Each mask is ``predict`` on its click.
+        """
+        opts = everything_options(
+            options, points_per_side=points_per_side, points_per_batch=points_per_batch,
+            pred_iou_thresh=pred_iou_thresh, stability_score_thresh=stability_score_thresh,
+            stability_score_offset=stability_score_offset, box_nms_thresh=box_nms_thresh, crop_n_layers=crop_n_layers,
+            crop_nms_thresh=crop_nms_thresh, crop_overlap_ratio=crop_overlap_ratio,
+            crop_n_points_downscale_factor=crop_n_points_downscale_factor, min_mask_region_area=min_mask_region_area,
+            multimask=multimask, output_mode=output_mode)
+        return segment_everything(self, opts, image)
 
 
 def _shape(x: Any) -> tuple[int, ...]:

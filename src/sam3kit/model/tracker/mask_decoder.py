@@ -90,6 +90,20 @@ class MaskDecoder(nn.Module):
         Returns:
             TrackerOutput with M = 3 (multimask) or 1; mask logits (B, M, 4g, 4g) are not clamped here.
         """
+        out = self.all_tokens(image_embed, image_pe, sparse, dense, high_res)
+        masks, iou, tokens = out.mask_logits, out.iou_scores, out.mask_tokens
+        if multimask:
+            masks, iou, tok = masks[:, 1:], iou[:, 1:], tokens[:, 1:]
+        else:
+            masks, iou = select_single_mask(masks, iou, self.stability_delta, self.stability_thresh)
+            tok = tokens[:, :1]
+        return TrackerOutput(mask_logits=masks, iou_scores=iou, object_score_logit=out.object_score_logit,
+                             mask_tokens=tok)
+
+    def all_tokens(self, image_embed: Tensor, image_pe: Tensor, sparse: Tensor, dense: Tensor,
+                   high_res: list[Tensor]) -> TrackerOutput:
+        """The outputs of every mask token (``forward``'s arguments; the ONNX export reads both selections from
+        one pass): TrackerOutput with M = 1 + num_multimask_outputs, token 0 the single-mask output."""
         b = sparse.shape[0]
         out_tokens = torch.cat([self.obj_score_token.weight, self.iou_token.weight, self.mask_tokens.weight], dim=0)
         tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse.to(out_tokens.dtype)], dim=1)
@@ -105,7 +119,7 @@ class MaskDecoder(nn.Module):
         ln = self.upscale_layer_norm
         up = conv_transpose2x2(keys.view(b, h, w, c), self.upscale_conv1.weight, self.upscale_conv1.bias,
                                add=feat_s1)
-        up = self.act(F.layer_norm(up, up.shape[-1:], ln.weight, ln.bias, ln.eps))
+        up = self.act(F.layer_norm(up, (self.upscale_conv1.out_channels,), ln.weight, ln.bias, ln.eps))
         up = self.act(conv_transpose2x2(up, self.upscale_conv2.weight, self.upscale_conv2.bias, add=feat_s0))
         hyper = torch.stack([mlp(mask_tokens_out[:, i]) for i, mlp in enumerate(self.output_hypernetworks_mlps)],
                             dim=1)  # (B, T, d/8)
@@ -113,10 +127,4 @@ class MaskDecoder(nn.Module):
 
         iou = torch.sigmoid(self.iou_prediction_head(iou_out))
         obj = self.pred_obj_score_head(hs[:, 0])
-
-        if multimask:
-            masks, iou, tok = masks[:, 1:], iou[:, 1:], mask_tokens_out[:, 1:]
-        else:
-            masks, iou = select_single_mask(masks, iou, self.stability_delta, self.stability_thresh)
-            tok = mask_tokens_out[:, :1]
-        return TrackerOutput(mask_logits=masks, iou_scores=iou, object_score_logit=obj, mask_tokens=tok)
+        return TrackerOutput(mask_logits=masks, iou_scores=iou, object_score_logit=obj, mask_tokens=mask_tokens_out)

@@ -123,6 +123,7 @@ class TrackGroup:
         self.clear_around_prompts = clear_around_prompts
         self.max_points = max_points
         self.bounded = bounded
+        self.restart_at_prompts = True  # a later propagation may start next to any prompted frame (see ``queries``)
         self.object_ids: list[int] = []
         self.points: list[dict[int, tuple[Tensor, Tensor]]] = []  # per object: frame -> ((1, N, 2), (1, N))
         self.masks: list[dict[int, Tensor]] = []                  # per object: frame -> (H, W) bool prompt
@@ -253,8 +254,22 @@ class TrackGroup:
         m = mask.to(dev).float()[None, None]
         if tuple(m.shape[-2:]) != (side, side):
             m = F.interpolate(m, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
-        heads: SamHeadsOutput = mask_as_output(self.tracker, features, m)
-        video_mask = mask.to(self.storage, torch.bool)
+        return self._mask_prompt(row, frame, mask.to(self.storage, torch.bool), m, features)
+
+    def add_model_mask(self, row: int, frame: int, mask: Tensor, features: TrackerImageFeatures,
+                       frame_size: tuple[int, int]) -> Pending:
+        """A mask prompt (16g, 16g) bool at the memory encoder's input size (a detection's mask, official
+        ``add_new_mask`` of a 1152 x 1152 mask): the frame-size mask is its antialiased resize > 0.5."""
+        dev = features.embed.device
+        m = mask.to(dev).float()[None, None]
+        h, w = frame_size
+        video = m if tuple(m.shape[-2:]) == (h, w) else F.interpolate(
+            m, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        return self._mask_prompt(row, frame, (video[0, 0] > 0.5).to(self.storage), m, features)
+
+    def _mask_prompt(self, row: int, frame: int, video_mask: Tensor, model_mask: Tensor,
+                     features: TrackerImageFeatures) -> Pending:
+        heads: SamHeadsOutput = mask_as_output(self.tracker, features, model_mask)
         self.masks[row][frame] = video_mask
         self.points[row].pop(frame, None)
         out = Pending(low_res=None, video_mask=video_mask, pointer=heads.pointer,
@@ -301,25 +316,29 @@ class TrackGroup:
 
     # ------------------------------------------------------------------ propagation
     def preflight(self, features_of: Callable[[int], TrackerImageFeatures], num_frames: Optional[int],
-                  fallback: Optional[FallbackFn] = None) -> list[int]:
+                  fallback: Optional[FallbackFn] = None, *, encode: bool = True, trim: bool = True) -> list[int]:
         """Consolidate the pending outputs into conditioning frames and encode their memories (official
-        ``propagate_in_video_preflight``). Returns the frames consolidated."""
+        ``propagate_in_video_preflight``). Returns the frames consolidated. ``encode=False`` leaves their memory
+        maps to a later ``encode_memory`` (concept re-conditioning, whose memory the frame's update replaces);
+        ``trim=False`` leaves the trimming of the bank to the caller (which knows what later passes read)."""
         self.started = True
         frames_seen: set[int] = set()
         for pend in self.pending:  # the official code gathers the frames in a set, in this order
             frames_seen.update(pend.keys())
         done = []
         for frame in frames_seen:
-            self._consolidate(frame, features_of(frame), fallback)
+            self._consolidate(frame, features_of(frame), fallback, encode=encode)
             done.append(frame)
         for pend in self.pending:
             pend.clear()
         for frame in self.bank.cond:
             self.bank.non_cond.pop(frame, None)
-        self.trim(num_frames=num_frames)
+        if trim:
+            self.trim(num_frames=num_frames)
         return done
 
-    def _consolidate(self, frame: int, features: TrackerImageFeatures, fallback: Optional[FallbackFn]) -> None:
+    def _consolidate(self, frame: int, features: TrackerImageFeatures, fallback: Optional[FallbackFn], *,
+                     encode: bool = True) -> None:
         t = self.tracker
         b, dev = len(self), features.embed.device
         lr = t.prompt_encoder.mask_input_size
@@ -345,30 +364,51 @@ class TrackGroup:
             if s.pointer is not None:
                 pointer[r] = s.pointer.to(dev)[0]
             score[r], iou[r] = s.object_score.reshape(-1)[0], s.iou.reshape(-1)[0]
-        s_img = t.config.image_size
-        high = non_overlapping(F.interpolate(low, size=(s_img, s_img), mode="bilinear", align_corners=False))
-        maskmem, _ = t.encode_memory(features.embed, high, score, binarize=True)
+        maskmem = None
+        if encode:
+            s_img = t.config.image_size
+            high = non_overlapping(F.interpolate(low, size=(s_img, s_img), mode="bilinear", align_corners=False))
+            maskmem, _ = t.encode_memory(features.embed, high, score, binarize=True)
+            maskmem = maskmem.to(self.storage, MEMORY_DTYPE)
         # a re-prompted frame keeps its place in the conditioning order (it breaks ties between equally close ones)
-        self.bank.cond[frame] = FrameMemory(maskmem=maskmem.to(self.storage, MEMORY_DTYPE), pointer=pointer,
+        self.bank.cond[frame] = FrameMemory(maskmem=maskmem, pointer=pointer,
                                             object_score=score, iou=iou, low_res=low.to(self.storage), score=None)
         self._refresh(frame)
         self._forget_around(frame)
 
     def track(self, frame: int, reverse: bool, features: TrackerImageFeatures,
               num_frames: Optional[int]) -> tuple[Tensor, Tensor]:
-        """One frame for every object of the group (official ``propagate_in_video`` step).
-
-        A conditioning frame returns its consolidated output (and, for an object tracked alone, forgets the
-        per-object copies around it); any other frame is tracked from the bank and its memory encoded.
+        """One frame for every object of the group (official ``propagate_in_video`` step): ``propagate``, then the
+        memory of a tracked frame encoded from its own masks.
 
         Returns:
             low-resolution logits (B, 1, 4g, 4g) float32 and object-score logits (B, 1).
         """
+        low, obj, high = self._propagate(frame, reverse, features, num_frames)
+        if high is not None:
+            self.encode_memory(frame, high, obj, features)
+        return low, obj
+
+    def propagate(self, frame: int, reverse: bool, features: TrackerImageFeatures,
+                  num_frames: Optional[int]) -> tuple[Tensor, Tensor]:
+        """One frame for every object of the group without encoding its memory (official ``propagate_in_video``
+        with ``run_mem_encoder=False``): a conditioning frame returns its consolidated output (and, for an object
+        tracked alone, forgets the per-object copies around it); any other frame is tracked from the bank and kept
+        without memory maps until ``encode_memory``.
+
+        Returns:
+            low-resolution logits (B, 1, 4g, 4g) float32 and object-score logits (B, 1).
+        """
+        low, obj, _ = self._propagate(frame, reverse, features, num_frames)
+        return low, obj
+
+    def _propagate(self, frame: int, reverse: bool, features: TrackerImageFeatures,
+                   num_frames: Optional[int]) -> tuple[Tensor, Tensor, Optional[Tensor]]:
         m = self.bank.cond.get(frame)
         if m is not None:
             self._forget_around(frame)
             self._refresh(frame)
-            return m.low_res.to(features.embed.device), m.object_score
+            return m.low_res.to(features.embed.device), m.object_score, None
         t = self.tracker
         dev = features.embed.device
         choice = self.bank.choose(frame, reverse, num_frames)
@@ -380,19 +420,67 @@ class TrackGroup:
             pix = no_memory_features(t, features.embed).expand(b, -1, -1, -1)
         heads = sam_heads(t, pix, features, multimask=use_multimask(0))
         iou = heads.iou_scores.max(dim=-1).values
-        maskmem, _ = t.encode_memory(features.embed, heads.high_res_masks, heads.object_score_logit)
         self.bank.non_cond[frame] = FrameMemory(
-            maskmem=maskmem.to(self.storage, MEMORY_DTYPE), pointer=heads.pointer, object_score=heads.object_score_logit,
-            iou=iou, low_res=heads.low_res_masks.to(self.storage),
-            score=selection_score(heads.object_score_logit, iou))
+            maskmem=None, pointer=heads.pointer, object_score=heads.object_score_logit, iou=iou,
+            low_res=heads.low_res_masks.to(self.storage), score=selection_score(heads.object_score_logit, iou))
         self._refresh(frame)
         self.recent[reverse].append(frame)
-        return heads.low_res_masks, heads.object_score_logit
+        return heads.low_res_masks, heads.object_score_logit, heads.high_res_masks
+
+    def encode_memory(self, frame: int, mask_logits: Tensor, object_score: Tensor,
+                      features: TrackerImageFeatures) -> None:
+        """Encode the memory of a frame already in the bank from given masks (official ``_run_memory_encoder`` on
+        the sigmoid path, as ``_tracker_update_memories`` and the tracking step do); it replaces the memory maps of
+        that frame, conditioning or not.
+
+        Args:
+            mask_logits: (B, 1, H, W) full-resolution logits (resized to the memory encoder's input if needed).
+            object_score: (B, 1) logits; where <= 0 the memory gets the occlusion embedding.
+        """
+        entries = [m for m in (self.bank.cond.get(frame), self.bank.non_cond.get(frame)) if m is not None]
+        assert entries, f"frame {frame} is not in the bank"
+        maskmem, _ = self.tracker.encode_memory(features.embed, mask_logits, object_score)
+        maskmem = maskmem.to(self.storage, MEMORY_DTYPE)
+        for m in entries:
+            m.maskmem = maskmem
+        self._refresh(frame)
+
+    def clear_mask_frames(self, row: int, frame: int, window: int) -> list[int]:
+        """Stop the frames where only a mask prompted object ``row`` (not a click), within ``window`` frames of
+        ``frame``, from being conditioning frames: every object's prompt there is dropped (official
+        ``clear_detector_added_cond_frame_in_tracker``, after a refinement click). Returns the frames cleared."""
+        frames = [f for f in self.masks[row] if f not in self.points[row] and abs(f - frame) <= window]
+        for f in frames:
+            for r in range(len(self)):
+                self._clear_frame(r, f)
+        return frames
+
+    def _clear_frame(self, row: int, frame: int) -> None:
+        """Drop one object's prompt on a frame (official ``clear_all_points_in_frame``): a frame nobody prompts any
+        more is demoted to a tracked frame, and a group left without prompted frames loses its tracking results."""
+        self.points[row].pop(frame, None)
+        self.masks[row].pop(frame, None)
+        self.pending[row].pop(frame, None)
+        if any(frame in p or frame in mk for p, mk in zip(self.points, self.masks)):
+            return
+        if frame in self.bank.cond:
+            self.bank.non_cond[frame] = self.bank.cond.pop(frame)
+            self._refresh(frame)
+        if not self.bank.cond:
+            self.bank = MemoryBank(self.policy)
+            for lst in (self.points, self.masks, self.pending):
+                for d in lst:
+                    d.clear()
+            self.started = False
 
     # ------------------------------------------------------------------ bookkeeping
     def queries(self, extra: tuple[tuple[int, bool], ...] = ()) -> list[tuple[int, bool]]:
-        """The frames tracking may compute next: next to every prompted frame, the latest propagation ends."""
-        q = [(c + 1, False) for c in self.bank.cond] + [(c - 1, True) for c in self.bank.cond]
+        """The frames tracking may compute next: next to every prompted frame (unless ``restart_at_prompts`` is
+        False: the groups of a concept, whose later passes the concept tracker knows, and whose re-conditioned
+        frames would otherwise keep the memories around each of them), the latest propagation ends, ``extra``."""
+        q = []
+        if self.restart_at_prompts:
+            q = [(c + 1, False) for c in self.bank.cond] + [(c - 1, True) for c in self.bank.cond]
         q += [(f, rev) for rev, f in self.frontier.items() if f is not None]
         return q + list(extra)
 
@@ -406,22 +494,8 @@ class TrackGroup:
         group's last object (the caller drops the group)."""
         if len(self) == 1:
             return False
-        frames = set(self.points[row]) | set(self.masks[row])
-        for frame in frames:  # official clear_all_points_in_frame: a frame nobody prompts any more is demoted
-            self.points[row].pop(frame, None)
-            self.masks[row].pop(frame, None)
-            self.pending[row].pop(frame, None)
-            still = any(frame in p or frame in mk for i, (p, mk) in enumerate(zip(self.points, self.masks))
-                        if i != row)
-            if not still and frame in self.bank.cond:
-                self.bank.non_cond[frame] = self.bank.cond.pop(frame)
-                self._refresh(frame)
-        if not self.bank.cond:  # official: no prompted frame left -> all tracking results reset
-            self.bank = MemoryBank(self.policy)
-            for lst in (self.points, self.masks, self.pending):
-                for d in lst:
-                    d.clear()
-            self.started = False
+        for frame in set(self.points[row]) | set(self.masks[row]):
+            self._clear_frame(row, frame)
         keep = [i for i in range(len(self)) if i != row]
         for store in (self.bank.cond, self.bank.non_cond):
             for f in list(store):

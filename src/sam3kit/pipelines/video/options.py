@@ -3,11 +3,12 @@ video model (the official ``build_tracker(apply_temporal_disambiguation=True)``)
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
 from ...errors import InputError
+from .concepts.options import ConceptTrackOptions
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class VideoOptions:
         refinement click far from every prompted frame and propagation end, can tell the two apart.
     offload: keep memories and stored logits in CPU memory when the model runs on a GPU (moved to the GPU when a
         frame reads them); no effect on the CPU.
+    concepts: the heuristics of concept detect-and-track (``VideoSession.add_concept``); default the released
+        model's. The tracker knobs above apply to the objects concepts find too.
     """
 
     memory_selection: bool = True
@@ -53,8 +56,11 @@ class VideoOptions:
     clear_memory_around_prompts: bool = True
     bounded_memory: bool = True
     offload: bool = False
+    concepts: ConceptTrackOptions = field(default_factory=ConceptTrackOptions)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.concepts, ConceptTrackOptions):
+            raise InputError(f"VideoOptions.concepts must be a ConceptTrackOptions, got {type(self.concepts).__name__}")
         for f in fields(self):
             v = getattr(self, f.name)
             if f.type in ("bool", bool):

@@ -5,6 +5,11 @@
         session.add_prompt(0, points=[[320, 240]])           # object 1 from a click on frame 0
         for result in session.propagate():                    # both directions from the earliest prompted frame
             ...                                               # result.masks (N, H, W), result.object_ids ...
+
+    with predictor.start("clip.mp4") as session:
+        session.add_concept(0, text="a person")              # every person on frame 0 (official detect-and-track)
+        for result in session.propagate():                    # detected and tracked, new people as they appear
+            ...                                               # result.concepts: which concept found each object
 """
 
 from __future__ import annotations
@@ -16,13 +21,14 @@ from ...io.video import FrameSource, open_video
 from ...model.sam3 import NO_TRACKER, Sam3Model
 from ..cache import EncodingCache
 from ..encoding import EncoderOptions, ImageEncoder
+from ..text import TextFeatureCache
 from .options import VideoOptions
 from .session import VideoSession
 
 
 class VideoPredictor:
-    """Click / box / mask tracking in videos with the tracker's memory. Holds the model (composition) and the
-    options; every ``start`` opens an independent session.
+    """Click / box / mask tracking and concept detect-and-track in videos. Holds the model (composition), the
+    options and the encoded concept texts; every ``start`` opens an independent session.
 
     Args:
         model: a loaded ``Sam3Model`` with its tracker (``sam3kit.load("facebook/sam3")``).
@@ -46,6 +52,7 @@ class VideoPredictor:
         self.model = model
         self.options = options
         self.encoder = encoder
+        self.texts = TextFeatureCache(model)  # concept prompts, encoded once for all sessions
 
     def start(self, video: Any, *, max_pixels: Optional[int] = None) -> VideoSession:
         """Open a session on ``video``: a video file (PyAV), a folder of frames (numeric order), a list of frames
@@ -56,4 +63,4 @@ class VideoPredictor:
         """
         owns = not isinstance(video, FrameSource)
         source = open_video(video, max_pixels=max_pixels)
-        return VideoSession(self.model, source, self.encoder, self.options, owns_source=owns)
+        return VideoSession(self.model, source, self.encoder, self.options, owns_source=owns, texts=self.texts)

@@ -29,7 +29,16 @@ class FrameResult:
         object that has no output on this frame yet).
     mask_logits: (N, H, W) float32 mask logits at the frame's size with ``VideoOptions(return_logits=True)``, else
         None. Logits are not stored: results read again with ``VideoSession.result`` carry none, and an object of
-        another group that is not recomputed on a prompted frame gets +-10 from its stored mask.
+        another group that is not recomputed on a prompted frame gets +-10 from its stored mask (in a session with
+        concepts every object gets +-10 from its final mask).
+    concepts: (N,) int64, the concept that found each object (the index of its ``add_concept`` call, 0, 1, ...),
+        -1 for an object created by ``add_prompt``.
+
+    In a session with concepts (``VideoSession.add_concept``), an object found by a concept is listed only on the
+    frames where it is shown (official: a non-empty mask, not hidden by the heuristics), ``scores`` holds the
+    probability of the detection that created it (1.0 once refined by clicks; the official ``out_probs``), and the
+    masks of all listed objects never overlap (each pixel goes to the object the tracker is most sure of).
+    Objects created by ``add_prompt`` are always listed, as without concepts.
     """
 
     frame_index: int
@@ -38,6 +47,11 @@ class FrameResult:
     boxes: np.ndarray
     scores: np.ndarray
     mask_logits: Optional[np.ndarray] = None
+    concepts: Optional[np.ndarray] = None
+
+    def __post_init__(self) -> None:
+        if self.concepts is None:
+            self.concepts = np.full((len(self.object_ids),), -1, dtype=np.int64)
 
     def __len__(self) -> int:
         return int(self.object_ids.shape[0])
@@ -71,7 +85,9 @@ def boxes_from_masks(masks: Tensor) -> Tensor:
 @dataclass
 class StoredObject:
     """One object on one frame, compactly: its mask (COCO RLE at the frame's size and at the 4g low resolution),
-    box, presence score, object-score logit and best predicted IoU."""
+    box, presence score, object-score logit and best predicted IoU; for an object found by a concept also the
+    concept and its non-overlap priority on this frame (official tracker score: the presence probability, the
+    detection probability on its first frame)."""
 
     rle: dict
     low_res_rle: dict
@@ -79,12 +95,15 @@ class StoredObject:
     score: float
     object_score: float
     iou: float
+    concept: int = -1
+    priority: Optional[float] = None
 
     @property
     def nbytes(self) -> int:
         """What the record takes in Python (objects, dicts, strings, numbers), as ``sys.getsizeof`` counts it."""
         n = sys.getsizeof(self) + sys.getsizeof(self.__dict__) + sys.getsizeof(self.box)
-        n += sum(sys.getsizeof(v) for v in (*self.box, self.score, self.object_score, self.iou))
+        n += sum(sys.getsizeof(v) for v in (*self.box, self.score, self.object_score, self.iou, self.concept,
+                                               self.priority))
         for r in (self.rle, self.low_res_rle):
             n += sys.getsizeof(r) + sys.getsizeof(r["counts"]) + sys.getsizeof(r["size"])
             n += sum(sys.getsizeof(v) for v in r["size"])
@@ -110,9 +129,13 @@ class ResultStore:
         return sorted(self._frames)
 
     def put(self, frame: int, obj_id: int, mask: np.ndarray, low_res_mask: np.ndarray, box, score: float,
-            object_score: float, iou: float) -> None:
+            object_score: float, iou: float, *, concept: int = -1, priority: Optional[float] = None) -> None:
         rec = StoredObject(encode_rle(mask), encode_rle(low_res_mask), tuple(float(v) for v in box), float(score),
-                           float(object_score), float(iou))
+                           float(object_score), float(iou), int(concept),
+                           None if priority is None else float(priority))
+        self.put_record(frame, obj_id, rec)
+
+    def put_record(self, frame: int, obj_id: int, rec: StoredObject) -> None:
         objs = self._frames.get(frame)
         if objs is None:
             objs = self._frames[frame] = {}
@@ -163,15 +186,33 @@ class ResultStore:
     def get(self, frame: int, obj_id: int) -> Optional[StoredObject]:
         return self._frames.get(frame, {}).get(obj_id)
 
+    def records(self, frame: int) -> dict[int, StoredObject]:
+        """The stored objects of a frame (obj id -> record; a copy of the mapping)."""
+        return dict(self._frames.get(frame, {}))
+
+    def drop(self, frame: int, obj_id: int) -> None:
+        """Forget one object's result on one frame (the frame stays produced)."""
+        rec = self._frames.get(frame, {}).pop(obj_id, None)
+        if rec is not None:
+            self.nbytes -= rec.nbytes
+
+    def mark(self, frame: int) -> None:
+        """A frame produced with no object on it (a concept found nothing): ``has_frame`` is then True."""
+        if frame not in self._frames:
+            self._frames[frame] = {}
+            self.nbytes += sys.getsizeof(self._frames[frame]) + _SLOT_BYTES
+
     def has_frame(self, frame: int) -> bool:
         return frame in self._frames
 
-    def drop_object(self, obj_id: int) -> None:
+    def drop_object(self, obj_id: int, *, keep_frames: bool = False) -> None:
+        """Forget an object's results on every frame; a frame left without results is forgotten too unless
+        ``keep_frames``."""
         for frame in list(self._frames):
             rec = self._frames[frame].pop(obj_id, None)
             if rec is not None:
                 self.nbytes -= rec.nbytes
-            if not self._frames[frame]:
+            if not self._frames[frame] and not keep_frames:
                 self.nbytes -= sys.getsizeof(self._frames[frame]) + _SLOT_BYTES
                 del self._frames[frame]
 

@@ -7,6 +7,12 @@ has produced. Objects prompted before the first propagation form one group, as t
 official predictor refuses new objects once tracking has started; SAM 3's video model likewise gives each object
 clicked later a tracker state of its own). All groups step through the same frames in the same order.
 
+Concepts (``add_concept``: a text and/or exemplar boxes) are detected and tracked by the official detect-and-track
+algorithm (``concepts.ConceptTracker``, with the heuristics of ``VideoOptions.concepts``): each concept keeps its own
+tracker states (groups) and bookkeeping; ids are shared with the objects of ``add_prompt`` and never reused. A
+propagation then steps every concept and every group through the same frames, and the frames are reported after the
+hot-start delay.
+
 Coordinates are pixels of the original frame: points (x, y), boxes xyxy; masks are (H, W) bool at the frame's
 size. Results are ``FrameResult``; a frame produced once can be read again with ``result(frame)``.
 """
@@ -14,6 +20,7 @@ size. Results are ``FrameResult``; a frame produced once can be read again with 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any, Iterator, Optional
 
 import numpy as np
@@ -23,16 +30,22 @@ from torch import Tensor
 
 from ...errors import InputError
 from ...io.video import EndOfVideo, FrameSource
-from ...model.features import TrackerImageFeatures
+from ...model.features import DetectorImageFeatures, TrackerImageFeatures
 from ...model.sam3 import Sam3Model
 from ...model.tracker.video_step import NO_OBJECT_SCORE
 from .. import prompts as P
 from ..coords import ImageTransform
 from ..encoding import ImageEncoder
+from ..text import TextFeatureCache
+from .concepts.concept import Concept, ConceptPrompt
+from .concepts.detections import Detections
+from .concepts.outputs import OutputBuffer, PendingFrame, assemble
+from .concepts.tracker import ConceptStep, ConceptTracker
 from .group import Fallback, TrackGroup
 from .memory_bank import MAX_POINTER_FRAMES, MemoryPolicy
 from .options import VideoOptions
-from .postprocess import finish, to_frame_size
+from .passes import concept_passes, tracker_passes
+from .postprocess import fill_holes, finish, to_frame_size
 from .checks import frame_index, frame_mask, object_id
 from .results import FrameResult, ResultStore
 
@@ -52,7 +65,7 @@ class VideoSession:
     """
 
     def __init__(self, model: Sam3Model, source: FrameSource, encoder: ImageEncoder, options: VideoOptions, *,
-                 owns_source: bool = True) -> None:
+                 owns_source: bool = True, texts: Optional[TextFeatureCache] = None) -> None:
         self._model = model
         self._tracker = model.tracker_model
         self._source = source
@@ -71,6 +84,12 @@ class VideoSession:
         self._group_of: dict[int, TrackGroup] = {}
         self._results = ResultStore()
         self._features: dict[int, TrackerImageFeatures] = {}
+        self._detector_features: dict[int, DetectorImageFeatures] = {}
+        self._texts: Optional[TextFeatureCache] = texts
+        self._concepts: Optional[ConceptTracker] = None
+        self._prompt_detections: dict[tuple[int, int], Detections] = {}  # (concept, frame) -> its add_concept dets
+        self._created: list[int] = []  # every object id, in creation order
+        self._unreleased: set[int] = set()  # frames computed but still held by the hot-start buffer
         self._next_id = 1
         self._propagating = False
         self._closed = False
@@ -86,8 +105,17 @@ class VideoSession:
 
     @property
     def object_ids(self) -> list[int]:
-        """The objects of the session, in the order they were created."""
-        return [oid for g in self._groups for oid in g.object_ids]
+        """The objects of the session, in the order they were created (objects removed by ``remove_object`` or by
+        the concept heuristics are gone)."""
+        alive = set(self._group_of)
+        if self._concepts is not None:
+            alive.update(self._concepts.object_ids)
+        return [oid for oid in self._created if oid in alive]
+
+    @property
+    def num_concepts(self) -> int:
+        """The concepts added (``add_concept``), in order: their indexes are 0 .. num_concepts - 1."""
+        return 0 if self._concepts is None else len(self._concepts.concepts)
 
     @property
     def closed(self) -> bool:
@@ -99,6 +127,8 @@ class VideoSession:
         the features of the frames it still needs, and the compact stored results (the frame source's small
         window of decoded frames is not counted)."""
         n = sum(g.nbytes for g in self._groups) + self._results.nbytes
+        if self._concepts is not None:
+            n += self._concepts.nbytes
         for f in self._features.values():
             n += sum(t.numel() * t.element_size() for t in [f.embed, *f.high_res])
         return n
@@ -140,6 +170,11 @@ class VideoSession:
         self._group_of.clear()
         self._results.clear()
         self._features.clear()
+        self._detector_features.clear()
+        self._concepts = None
+        self._prompt_detections.clear()
+        self._created.clear()
+        self._unreleased.clear()
         self._next_id = 1
 
     def _check_open(self) -> None:
@@ -161,6 +196,17 @@ class VideoSession:
             self._features[frame] = f
         return f
 
+    def _frame_encodings(self, frame: int) -> tuple[TrackerImageFeatures, DetectorImageFeatures]:
+        """Both necks of a frame from one ViT pass (the detector's are dropped with the frame's other features)."""
+        d = self._detector_features.get(frame)
+        if d is None:
+            state = self._encoder.encode_arrays([self._source.frame(frame)])
+            d = self._detector_features[frame] = state.detector_features()
+            if frame not in self._features:
+                self._features[frame] = state.tracker_features()
+        feats = self._features.get(frame)
+        return (feats if feats is not None else self._frame_features(frame)), d
+
     def _keep_features(self, *frames: int) -> None:
         """Keep the features of ``frames`` and of frames with pending prompts; drop the others."""
         keep = set(frames)
@@ -170,6 +216,9 @@ class VideoSession:
         for f in list(self._features):
             if f not in keep:
                 del self._features[f]
+        for f in list(self._detector_features):
+            if f not in frames:
+                del self._detector_features[f]
 
     def _fallback(self, obj_id: int, frame: int) -> Optional[Fallback]:
         rec = self._results.get(frame, obj_id)
@@ -226,7 +275,17 @@ class VideoSession:
             if pts is None:
                 pts, labels = torch.zeros(0, 2), torch.zeros(0, dtype=torch.int64)
         oid = self._next_id if obj_id is None else object_id(obj_id)
+        if self._concepts is not None:
+            why = self._concepts.removed.get(oid)
+            if why is not None:
+                raise InputError(f"object {oid} was {why}: ids are never reused; refine another object or add a new "
+                                 "one (obj_id=None)")
+            concept = self._concepts.owner(oid)
+            if concept is not None:
+                return self._refine(concept, oid, f, pts, labels, bx, msk, bool(clear_old_points))
         feats = self._frame_features(f)  # reads the frame: a frame the source cannot serve raises here
+        if oid not in self._group_of:
+            self._created.append(oid)
         with torch.inference_mode():
             group, row = self._group_and_row(oid)
             if msk is not None:
@@ -248,12 +307,21 @@ class VideoSession:
                                             antialias=True)[0, 0]
                     self._store(f, obj, logits[r, 0], low, float(p.object_score.reshape(-1)[0]),
                                 float(p.iou.reshape(-1)[0]))
-            result = self._frame_result(f, {oid: (logits[r, 0], scores[r]) for r, oid in enumerate(group.object_ids)
-                                            if known[r]})
+            if self._concepts is None:
+                result = self._frame_result(f, {oid: (logits[r, 0], scores[r])
+                                                for r, oid in enumerate(group.object_ids) if known[r]})
+            else:
+                result = self._concept_result(f)
         if self._next_id <= oid:
             self._next_id = oid + 1
         self._keep_features(f)
         return result
+
+    def _new_group(self) -> TrackGroup:
+        o = self.options
+        return TrackGroup(self._tracker, self._policy, storage=self._storage,
+                          clear_around_prompts=o.clear_memory_around_prompts, max_points=o.max_points,
+                          bounded=o.bounded_memory)
 
     def _group_and_row(self, oid: int) -> tuple[TrackGroup, int]:
         g = self._group_of.get(oid)
@@ -261,10 +329,7 @@ class VideoSession:
             return g, g.row(oid)
         open_group = self._groups[-1] if self._groups and not self._groups[-1].started else None
         if open_group is None:
-            o = self.options
-            open_group = TrackGroup(self._tracker, self._policy, storage=self._storage,
-                                    clear_around_prompts=o.clear_memory_around_prompts, max_points=o.max_points,
-                                    bounded=o.bounded_memory)
+            open_group = self._new_group()
             self._groups.append(open_group)
         self._group_of[oid] = open_group
         return open_group, open_group.add_object(oid)
@@ -283,13 +348,26 @@ class VideoSession:
     def result(self, frame: int) -> FrameResult:
         """The latest result of a frame already produced (by a propagation or a prompt), read back from the
         compact store (``mask_logits`` is None). Objects without a result on that frame have an empty mask and
-        score 0. ``InputError`` for a frame not produced yet."""
+        score 0 (in a session with concepts, as ``FrameResult`` says: found objects are listed where shown).
+        ``InputError`` for a frame not produced yet (or still held by the hot-start buffer)."""
         self._check_open()
         f = frame_index(frame, self.num_frames)
-        if not self._results.has_frame(f):
+        if not self._results.has_frame(f) or f in self._unreleased:
             raise InputError(f"frame {f} has no result yet: propagate() over it or add a prompt on it first")
+        if self._concepts is not None:
+            return self._concept_result(f, with_logits=False)
         h, w = self.frame_size
         return self._results.frame_result(f, self.object_ids, h, w)
+
+    def _concept_result(self, frame: int, *, with_logits: Optional[bool] = None) -> FrameResult:
+        """A frame's result in a session with concepts, from the stored (not yet non-overlapping) results:
+        ``concepts.outputs.assemble`` with every concept object's current score."""
+        recs = self._results.records(frame)
+        for c in self._concepts.concepts:
+            for oid in set(recs) & set(c.scores):
+                recs[oid] = replace(recs[oid], score=c.scores[oid])
+        wl = self.options.return_logits if with_logits is None else with_logits
+        return assemble(frame, recs, self._created, set(self._group_of), self.frame_size, with_logits=wl)
 
     @property
     def frames_with_results(self) -> list[int]:
@@ -303,13 +381,23 @@ class VideoSession:
         self._check_usable()
         oid = object_id(obj_id)
         g = self._group_of.get(oid)
+        if self._concepts is not None and g is None:
+            why = self._concepts.removed.get(oid)
+            if why is not None:
+                raise InputError(f"object {oid} was already {why}")
+            if self._concepts.owner(oid) is not None:
+                with torch.inference_mode():
+                    self._concepts.remove(oid, "removed by remove_object")
+                self._results.drop_object(oid, keep_frames=True)
+                self._keep_features()
+                return
         if g is None:
             raise InputError(f"there is no object {oid}; objects: {self.object_ids}")
         with torch.inference_mode():
             if not g.remove_row(g.row(oid)):
                 self._groups.remove(g)
         del self._group_of[oid]
-        self._results.drop_object(oid)
+        self._results.drop_object(oid, keep_frames=self._concepts is not None)
         self._keep_features()
 
     # ------------------------------------------------------------------ propagation
@@ -331,6 +419,16 @@ class VideoSession:
         With "both", the backward pass starts again at ``start`` as the official predictor does: a start frame that
         no object has a prompt on is computed again backwards (its stored result then is the backward one); it
         is yielded once, by the forward pass.
+
+        In a session with concepts (``add_concept``) the official detect-and-track runs instead (official
+        ``Sam3VideoInference.propagate_in_video``): the default start is the earliest frame of a concept still to
+        propagate (or of a prompted object), the backward pass starts at ``start - 1``, and every frame goes
+        through the hot-start buffer: frame t is yielded once frame t + ``hotstart_delay`` - 1 has been computed
+        (the end of the pass, or of a stream, yields the rest), so that the objects the hot start removes are
+        never reported. A concept runs its full detect-and-track once per direction; later propagations track
+        again only the objects refined by clicks since (tracker only) and report the stored results of the
+        others, as the official code does ("partial" and "fetch" propagations). Objects of ``add_prompt`` are
+        tracked as without concepts.
         """
         self._check_usable()
         if direction not in DIRECTIONS:
@@ -340,38 +438,25 @@ class VideoSession:
                 max_frames, (int, np.integer)) or max_frames < 0):
             raise InputError(f"max_frames must be an int >= 0 or None, got {max_frames!r}")
         groups = [g for g in self._groups if g.has_prompts]
-        if not groups:
-            raise InputError("nothing to track: add a prompt (add_prompt) before propagate()")
+        if not groups and self._concepts is None:
+            raise InputError("nothing to track: add a prompt (add_prompt) or a concept (add_concept) before "
+                             "propagate()")
         with torch.inference_mode():
             for g in groups:
                 g.preflight(self._frame_features, self.num_frames, fallback=self._fallback)
+        if self._concepts is not None:
+            return self._propagate_concepts(groups, s, direction, max_frames)
         if s is None:
             s = min(min(g.conditioning_frames) for g in groups)
         self._keep_features(s)
         return self._run(groups, s, direction, max_frames)
-
-    def _passes(self, s: int, direction: str, max_frames: Optional[int]) -> list[tuple[bool, Iterator[int]]]:
-        n = self.num_frames
-        mx = max_frames if max_frames is not None else (n if n is not None else None)
-        passes = []
-        if direction in ("both", "forward"):
-            if n is None:
-                end = None if mx is None else s + mx
-            else:
-                end = min(s + mx, n - 1)
-            passes.append((False, iter(range(s, end + 1)) if end is not None else _count(s)))
-        if direction in ("both", "backward"):
-            mxb = mx if mx is not None else s
-            end = max(s - mxb, 0)
-            passes.append((True, iter(range(s, end - 1, -1)) if s > 0 else iter([0])))
-        return passes
 
     def _run(self, groups: list[TrackGroup], s: int, direction: str,
              max_frames: Optional[int]) -> Iterator[FrameResult]:
         self._propagating = True
         try:
             yielded: set[int] = set()
-            for reverse, frames in self._passes(s, direction, max_frames):
+            for reverse, frames in tracker_passes(s, direction, max_frames, self.num_frames):
                 extra = ((s, True),) if direction == "both" and not reverse else ()
                 for t in frames:
                     try:
@@ -408,8 +493,261 @@ class VideoSession:
             return self._frame_result(t, computed) if emit else None
 
 
-def _count(start: int) -> Iterator[int]:
-    i = start
-    while True:
-        yield i
-        i += 1
+    # ------------------------------------------------------------------ concepts
+    def add_concept(self, frame: int, text: Optional[str] = None, boxes: Any = None, box_labels: Any = None, *,
+                    truncate_text: bool = False) -> FrameResult:
+        """Detect every instance of a concept on one frame; ``propagate`` then detects and tracks it through the
+        video (the official SAM 3 detect-and-track, with the heuristics of ``VideoOptions.concepts``).
+
+        Args:
+            frame: the frame to detect on first (and the frame of the exemplars).
+            text: a noun phrase ("a red car"); None with exemplar boxes only.
+            boxes: (K, 4) pixel xyxy exemplar boxes on ``frame`` (the official video model takes K = 1). The
+                detector reads them on that frame and, as the official detector computes one frame ahead, on the
+                first detection of the next frame; elsewhere it reads the text. Without a text, new objects appear
+                on that frame only.
+            box_labels: (K,) 1 = positive exemplar, 0 = negative; default all positive.
+            truncate_text: cut a text longer than the model's context instead of raising ``InputError``.
+        Returns:
+            the frame's ``FrameResult`` (every object of the session; ``concepts`` tells which concept found each).
+        The concept's index is the number of concepts added before it. Several concepts may be added; each tracks
+        its own objects (association and the heuristics act within a concept), ids are shared and never reused.
+        """
+        self._check_usable()
+        f = frame_index(frame, self.num_frames)
+        if not isinstance(truncate_text, (bool, np.bool_)):
+            raise InputError(f"truncate_text must be True or False, got {truncate_text!r}")
+        if text is None and boxes is None:
+            if box_labels is not None:
+                raise InputError("box_labels were given without boxes")
+            raise InputError("add_concept needs a text, exemplar boxes, or both")
+        if text is not None:
+            text = P.check_text(text)
+        bx = lab = None
+        if boxes is not None:
+            h, w = self.frame_size
+            b = P.check_boxes(boxes, w, h, name="boxes")
+            labels = P.check_labels(box_labels, b.shape[0], name="box_labels")
+            bx = self._transform.boxes_to_detector(b)[None].float()
+            lab = torch.from_numpy(labels)[None]
+        elif box_labels is not None:
+            raise InputError("box_labels were given without boxes")
+        if self._texts is None:
+            self._texts = TextFeatureCache(self._model)
+        if self._concepts is None:
+            tracker = ConceptTracker(self._model, self._texts, self._new_group, self.options.concepts,
+                                     self.frame_size)
+        else:
+            tracker = self._concepts
+        feats, det = self._frame_encodings(f)  # reads the frame: a frame the source cannot serve raises here
+        with torch.inference_mode():
+            concept = tracker.add(ConceptPrompt(text=text, frame=f, boxes=bx, box_labels=lab),
+                                  truncate_text=bool(truncate_text))
+            self._concepts = tracker
+            dets = tracker.detect(concept, f, det)
+            self._prompt_detections[(concept.index, f)] = dets
+            self._store_step(concept, f, tracker.step(concept, f, False, dets, feats, num_frames=self.num_frames,
+                                                      features_of=self._frame_features, fallback=self._fallback,
+                                                      new_ids=self._take_ids))
+            tracker.trim(concept, self.num_frames)
+            result = self._concept_result(f)
+        self._keep_features(f)
+        return result
+
+    def _take_ids(self, n: int) -> list[int]:
+        """n fresh object ids (the next free ones; never reused)."""
+        ids = list(range(self._next_id, self._next_id + n))
+        self._next_id += n
+        self._created.extend(ids)
+        return ids
+
+    def _store_step(self, concept: Concept, frame: int, step: ConceptStep) -> None:
+        """Store a concept's outputs of one frame (masks at the frame's size: bilinear, then > 0)."""
+        h, w = self.frame_size
+        self._results.mark(frame)
+        if not step.obj_ids:
+            return
+        video = F.interpolate(step.low_res[:, None].float(), size=(h, w), mode="bilinear", align_corners=False)
+        video = (video[:, 0] > 0).cpu().numpy()
+        low = (step.low_res > 0).cpu().numpy()
+        for k, oid in enumerate(step.obj_ids):
+            self._results.put(frame, oid, video[k], low[k], (0.0, 0.0, 0.0, 0.0), concept.scores.get(oid, 0.0),
+                              step.object_scores[k], step.ious[k], concept=concept.index,
+                              priority=step.priority[k])
+
+    def _refine(self, concept: Concept, oid: int, f: int, pts: Optional[Tensor], labels: Optional[Tensor],
+                box: Optional[Tensor], mask: Optional[Tensor], clear_old_points: bool) -> FrameResult:
+        """Clicks (or a box or mask) on an object found by a concept (official instance interactivity): the
+        object's tracker state gets the prompt on frame ``f`` (a conditioning frame), the frames where only a
+        detection prompted it within ``refinement_detector_cond_frame_removal_window`` stop being conditioning
+        frames, and the next propagation tracks its state again (tracker only) in each direction."""
+        if not self._results.has_frame(f):
+            raise InputError(f"object {oid} has no result on frame {f} yet: refine it on a frame the propagation "
+                             f"(or add_concept) has produced")
+        h, w = self.frame_size
+        o = self.options.concepts
+        feats = self._frame_features(f)
+        g = concept.group_of(oid)
+        row = g.row(oid)
+        with torch.inference_mode():
+            if mask is not None:
+                pend = g.add_mask(row, f, mask, feats)
+            else:
+                pend = g.add_points(row, f, pts, labels, box, feats, clear_old_points=clear_old_points,
+                                    fallback=self._fallback)
+            logits, _, _ = g.outputs_at_video_size(f, h, w)
+            video = fill_holes(logits[row:row + 1].float(), o.fill_hole_area)[0, 0] > 0
+            lr = self._tracker.prompt_encoder.mask_input_size
+            if pend.low_res is not None:
+                low = pend.low_res[0, 0] > 0
+            else:
+                low = F.interpolate(pend.video_mask.float()[None, None], size=(lr, lr), mode="bilinear",
+                                    align_corners=False, antialias=True)[0, 0] > 0.5
+            g.preflight(self._frame_features, self.num_frames, fallback=self._fallback, trim=False)
+            g.clear_mask_frames(row, f, o.refinement_detector_cond_frame_removal_window)
+            self._concepts.trim(concept, self.num_frames)
+        concept.scores[oid] = 1.0
+        for rev in (False, True):
+            if not concept.full_pending[rev]:
+                concept.refined[rev].add(oid)
+        self._results.put(f, oid, video.cpu().numpy(), low.cpu().numpy(), (0.0, 0.0, 0.0, 0.0), 1.0,
+                          float(pend.object_score.reshape(-1)[0]), float(pend.iou.reshape(-1)[0]),
+                          concept=concept.index, priority=1.0)
+        self._keep_features(f)
+        return self._concept_result(f)
+
+    def _propagate_concepts(self, groups: list[TrackGroup], s: Optional[int], direction: str,
+                            max_frames: Optional[int]) -> Iterator[FrameResult]:
+        if s is None:
+            starts = [c.prompt.frame for c in self._concepts.concepts if any(c.full_pending.values())]
+            starts += [min(g.conditioning_frames) for g in groups]
+            if not starts and self._results.frames:
+                starts = [self._results.frames[0]]
+            s = min(starts) if starts else 0
+        self._keep_features(s)
+        return self._run_concepts(groups, s, direction, max_frames)
+
+    def _run_concepts(self, groups: list[TrackGroup], s: int, direction: str,
+                      max_frames: Optional[int]) -> Iterator[FrameResult]:
+        """The propagation of a session with concepts: per pass, each concept runs the full detect-and-track (its
+        first pass in that direction), tracks its refined objects again, or reuses its stored results; the frames
+        are released by the hot-start buffer."""
+        self._propagating = True
+        co = self.options.concepts
+        try:
+            for reverse, frames, last in concept_passes(s, direction, max_frames, self.num_frames):
+                modes = {}
+                for c in self._concepts.concepts:
+                    if c.full_pending[reverse]:
+                        modes[c.index] = "full"
+                        c.full_pending[reverse] = False
+                        c.refined[reverse].clear()
+                    elif c.refined[reverse]:
+                        modes[c.index] = "partial"
+                    else:
+                        modes[c.index] = "fetch"
+                full = "full" in modes.values()
+                buf = OutputBuffer(delay=co.hotstart_delay if full else 0, reverse=reverse,
+                                   confirmation_lag=co.masklet_confirmation_consecutive_det_thresh - 1,
+                                   num_frames=self.num_frames)
+                try:
+                    for t in frames:
+                        try:
+                            pending, unconfirmed = self._concept_frame(groups, t, reverse, modes)
+                        except EndOfVideo:
+                            break
+                        self._unreleased.add(t)
+                        for item in buf.push(pending, unconfirmed, last=t == last):
+                            yield self._release(item, buf, modes)
+                    for item in buf.flush():
+                        yield self._release(item, buf, modes)
+                finally:
+                    if self._concepts is not None:  # not closed meanwhile
+                        for item in buf.flush():  # an iteration stopped early: what it computed stays consistent
+                            self._hide(item, buf, modes)
+                        for c in self._concepts.concepts:
+                            if modes.get(c.index) == "partial":
+                                c.refined[reverse].clear()
+                    self._unreleased.clear()
+        finally:
+            self._propagating = False
+            if not self._closed:
+                self._keep_features()
+
+    def _concept_frame(self, groups: list[TrackGroup], t: int, reverse: bool,
+                       modes: dict[int, str]) -> tuple[PendingFrame, Optional[set[int]]]:
+        """Compute frame t for every group and concept; returns what the buffer needs."""
+        concepts = self._concepts.concepts
+        detecting = [c for c in concepts if modes[c.index] == "full" and c.prompt.detects_on(t)
+                     and (c.index, t) not in self._prompt_detections]
+        busy = groups or any(modes[c.index] != "fetch" for c in concepts)
+        pending = PendingFrame(t)
+        unconfirmed: Optional[set[int]] = None
+        if not busy:  # every concept reuses its results: nothing to compute
+            if not self._results.has_frame(t) and self.num_frames is None:
+                raise EndOfVideo(f"frame {t}: no result beyond the frames this stream has produced")
+            for c in concepts:
+                pending.suppressed |= c.book.suppressed.get(t, set())
+            return pending, None
+        with torch.inference_mode():
+            if detecting:
+                feats, det = self._frame_encodings(t)
+            else:
+                feats, det = self._frame_features(t), None
+            self._keep_features(t)
+            h, w = self.frame_size
+            o = self.options
+            for g in groups:
+                low, obj = g.track(t, reverse, feats, self.num_frames)
+                logits = to_frame_size(low, h, w, non_overlap=o.non_overlap_output, hole_area=o.fill_hole_area)
+                mem = g.bank.get(t)
+                for r, oid in enumerate(g.object_ids):
+                    iou = float(mem.iou.reshape(len(g), -1)[r, 0])
+                    self._store(t, oid, logits[r, 0], low[r, 0], float(obj[r, 0]), iou)
+                g.frontier[reverse] = t - 1 if reverse else t + 1
+                g.trim((), self.num_frames)
+            self._results.mark(t)
+            for c in concepts:
+                mode = modes[c.index]
+                if mode == "full":
+                    dets = self._prompt_detections.pop((c.index, t), None)
+                    if dets is None:
+                        dets = self._concepts.detect(c, t, det)
+                    step = self._concepts.step(c, t, reverse, dets, feats, num_frames=self.num_frames,
+                                               features_of=self._frame_features, fallback=self._fallback,
+                                               new_ids=self._take_ids)
+                    self._store_step(c, t, step)
+                    pending.suppressed |= step.suppressed
+                    if step.unconfirmed is not None:
+                        unconfirmed = (unconfirmed or set()) | step.unconfirmed
+                elif mode == "partial":
+                    for oid, low, logit, iou in self._concepts.track_refined(c, t, reverse, feats, self.num_frames):
+                        video = F.interpolate(low[None, None], size=(h, w), mode="bilinear", align_corners=False)
+                        # official partial propagation: the refined object's frame-wise tracker score is its raw
+                        # object-score logit (the others keep their stored ones)
+                        self._results.put(t, oid, (video[0, 0] > 0).cpu().numpy(), (low > 0).cpu().numpy(),
+                                          (0.0, 0.0, 0.0, 0.0), c.scores.get(oid, 1.0), logit, iou,
+                                          concept=c.index, priority=logit)
+                    pending.suppressed |= c.book.suppressed.get(t, set())
+                else:
+                    pending.suppressed |= c.book.suppressed.get(t, set())
+                self._concepts.trim(c, self.num_frames)
+        return pending, unconfirmed
+
+    def _release(self, item: PendingFrame, buf: OutputBuffer, modes: dict[int, str]) -> FrameResult:
+        """A frame leaves the hot-start buffer: the objects hidden on it (those the hot start has removed from the
+        concepts running their full pass, the ones suppressed there, the unconfirmed ones) leave its stored results
+        for good (official ``_cache_frame_outputs``), then it is reported."""
+        self._hide(item, buf, modes)
+        return self._concept_result(item.frame)
+
+    def _hide(self, item: PendingFrame, buf: OutputBuffer, modes: dict[int, str]) -> None:
+        t = item.frame
+        hidden = item.suppressed | buf.unconfirmed_at(t)
+        for c in self._concepts.concepts:
+            if modes.get(c.index) == "full":
+                hidden |= c.book.removed
+        for oid in hidden:
+            if oid not in self._group_of:
+                self._results.drop(t, oid)
+        self._unreleased.discard(t)

@@ -1,0 +1,282 @@
+"""``OnnxPredictor``: ``ImagePredictor``'s ``set_image`` / ``segment`` / ``predict`` on an export folder, through ONNX
+Runtime, without PyTorch.
+
+The same prompts, checks, options and result types (``SegmentResult``, ``PredictResult``) as ``ImagePredictor``;
+the pre- and post-processing are the numpy forms of its torch code (``preprocess.py``, ``postprocess.py``,
+``components.py``). What it imports: numpy, onnxruntime, tokenizers (with ftfy, the official text cleaning),
+Pillow (image files) and sam3kit's own torch-free modules.
+
+Where it can differ from ``ImagePredictor`` (the tests measure each): the graphs' float32 arithmetic is ONNX
+Runtime's (differences of float32 rounding, within 1e-4 on every output of the tiny test models); the detector graph
+computes the per-image prompt terms for every prompt (``ImagePredictor`` keeps them per image: the same numbers up
+to rounding); so instances whose score is within rounding of ``threshold`` and mask pixels whose probability is
+within rounding of ``mask_threshold`` may go the other way. The image resize is the same integer arithmetic as
+torch's CPU uint8 kernel (bit-exact in the tests).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import InputError
+from ..io.image import ImageInput, load_image
+from ..pipelines import prompts as P
+from ..pipelines.options import PredictOptions, SegmentOptions, segment_options
+from ..pipelines.results import PredictResult, SegmentResult
+from .components import fill_small_regions
+from .contract import PRECISIONS, TEXT_PAD_ID, graph_specs
+from .manifest import Manifest, read_manifest
+from .postprocess import detection_scores, sigmoid, upsample_logits
+from .preprocess import pixel_values
+from .sessions import GraphSession, resolve_providers
+
+log = logging.getLogger(__name__)
+
+VISUAL_PROMPT = "visual"  # the text the official API uses when only boxes are given (as ImagePredictor)
+NO_TRACKER = ("this export is of a detector-only checkpoint (no prompt_encoder_mask_decoder.onnx): interactive "
+              "prediction needs the full facebook/sam3 checkpoint")
+
+
+class _Image:
+    """The encoding of the current image: its size and the vision encoder's outputs (batch 1)."""
+
+    def __init__(self, height: int, width: int, features: dict[str, np.ndarray]) -> None:
+        self.height, self.width, self.features = height, width, features
+
+
+class OnnxPredictor:
+    """Concept (text / exemplar boxes) and interactive (clicks / box / mask) segmentation with exported graphs.
+
+    ``set_image`` runs the vision encoder once; ``segment`` and ``predict`` answer prompts on its outputs.
+    Sessions open on first use (a click-only user never loads the text encoder and the detector).
+
+    Args:
+        export_dir: a folder written by ``sam3kit export onnx`` (``sam3kit.onnx.export_onnx``).
+        providers: ONNX Runtime execution providers, e.g. ``["CUDAExecutionProvider", "CPUExecutionProvider"]``;
+            None = the CPU provider.
+        precision: which variant of the graphs to run: "fp32"; "int8" (the int8 vision encoder of ``--int8``, the
+            other graphs fp32); "fp16" (the graphs of ``--fp16``, meant for GPU providers).
+        options: post-processing of interactive masks (as ``ImagePredictor``).
+        threads: ONNX Runtime intra-op threads per session; None = its default (one per core).
+        verify: check every byte of the graph files against the manifest's SHA-256 (sizes and sampled blocks are
+            always checked).
+    """
+
+    def __init__(self, export_dir: Union[str, Path], providers: Optional[Sequence[str]] = None, *,
+                 precision: str = "fp32", options: PredictOptions = PredictOptions(), threads: Optional[int] = None,
+                 verify: bool = False, text_cache_size: int = 32) -> None:
+        if precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if not isinstance(options, PredictOptions):
+            raise InputError(f"options must be a PredictOptions, got {type(options).__name__}")
+        if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool) or threads < 1):
+            raise InputError(f"threads must be a positive integer or None, got {threads!r}")
+        self.manifest: Manifest = read_manifest(Path(export_dir))
+        self.dims = self.manifest.dims
+        self.options = options
+        self.precision = precision
+        self.providers = resolve_providers(providers)
+        self._threads = threads
+        self._specs = graph_specs(self.dims)
+        self._paths = {name: self.manifest.graph_file(name, self._variant(name), verify=verify)
+                       for name in self.manifest.graph_names()}
+        self.tokenizer = self._tokenizer()
+        self._sessions: dict[str, GraphSession] = {}
+        self._texts: OrderedDict[str, tuple[np.ndarray, np.ndarray, int]] = OrderedDict()
+        self._text_cache_size = text_cache_size
+        self._image: Optional[_Image] = None
+
+    def _variant(self, name: str) -> str:
+        """The precision of graph ``name`` for this predictor (int8 exists for the vision encoder only)."""
+        if self.precision == "int8" and name != "vision_encoder":
+            return "fp32"
+        return self.precision
+
+    def _tokenizer(self):
+        from ..tokenizer import Sam3Tokenizer
+
+        files = {f.name: f for f in self.manifest.tokenizer_files()}
+        ctx = int(self.manifest.data["tokenizer"].get("context_length", self.dims.context_length))
+        if "tokenizer.json" in files:
+            return Sam3Tokenizer.from_files(files["tokenizer.json"], context_length=ctx)
+        return Sam3Tokenizer.from_files(vocab=files["vocab.json"], merges=files["merges.txt"], context_length=ctx)
+
+    def session(self, name: str) -> GraphSession:
+        """The (checked) session of graph ``name``, opened on first use."""
+        s = self._sessions.get(name)
+        if s is None:
+            if name not in self._paths:
+                raise InputError(NO_TRACKER)
+            s = self._sessions[name] = GraphSession(self._paths[name], self._specs[name], self.providers,
+                                                    self._threads)
+        return s
+
+    @property
+    def has_tracker(self) -> bool:
+        return self.dims.has_tracker
+
+    # ------------------------------------------------------------------ image
+    def set_image(self, image: ImageInput) -> None:
+        """Decode and encode one image (a path, PIL image or (H, W, 3) uint8 array). Replaces the previous one."""
+        if isinstance(image, (list, tuple)):
+            raise InputError("set_image takes one image (OnnxPredictor has no image batches)")
+        array = load_image(image)  # a decoding error keeps the previous image
+        self._image = None
+        feats = self.session("vision_encoder").run({"pixel_values": pixel_values([array], self.dims.image_size)})
+        self._image = _Image(array.shape[0], array.shape[1], feats)
+
+    def reset_image(self) -> None:
+        self._image = None
+
+    @property
+    def is_image_set(self) -> bool:
+        return self._image is not None
+
+    @property
+    def image_sizes(self) -> list[tuple[int, int]]:
+        """(H, W) of the current image (a list of one, as ``ImagePredictor.image_sizes``), or []."""
+        return [(self._image.height, self._image.width)] if self._image is not None else []
+
+    def _require_image(self) -> _Image:
+        if self._image is None:
+            raise InputError("no image is set: call set_image(image) first")
+        return self._image
+
+    # ------------------------------------------------------------------ concepts
+    def segment(self, text: Optional[str] = None, boxes: Any = None, box_labels: Any = None, *,
+                options: Optional[SegmentOptions] = None, threshold: Optional[float] = None,
+                mask_threshold: Optional[float] = None, return_mask_logits: Optional[bool] = None,
+                return_semantic: Optional[bool] = None, truncate_text: Optional[bool] = None) -> SegmentResult:
+        """Every instance of a concept given by ``text`` and/or exemplar ``boxes`` ((N, 4) pixel xyxy,
+        ``box_labels`` (N,) 1 positive / 0 negative): ``ImagePredictor.segment``, the same arguments and result."""
+        img = self._require_image()
+        opts = segment_options(options, threshold=threshold, mask_threshold=mask_threshold,
+                               return_mask_logits=return_mask_logits, return_semantic=return_semantic,
+                               truncate_text=truncate_text)
+        if text is None and boxes is None:
+            raise InputError("segment needs a text prompt, exemplar boxes, or both")
+        text = P.check_text(text) if text is not None else VISUAL_PROMPT
+        h, w = img.height, img.width
+        if boxes is not None:
+            xyxy = P.check_boxes(boxes, w, h)
+            labels = P.check_labels(box_labels, xyxy.shape[0], name="box_labels")
+            box_in = _xyxy_to_cxcywh(xyxy) / np.array([w, h, w, h], dtype=np.float32)
+        elif box_labels is not None:
+            raise InputError("box_labels were given without boxes")
+        else:  # one padding box: the graph's text-only prompt
+            box_in, labels = np.zeros((1, 4), dtype=np.float32), np.array([-1], dtype=np.int64)
+        features, padding = self._text(text, opts.truncate_text)
+        f = img.features
+        out = self.session("detector").run({
+            "detector_embeddings.0": f["detector_embeddings.0"], "detector_embeddings.1": f["detector_embeddings.1"],
+            "detector_embeddings.2": f["detector_embeddings.2"], "text_features": features,
+            "text_padding_mask": padding, "input_boxes": box_in[None].astype(np.float32),
+            "input_box_labels": labels[None].astype(np.int64)})
+        scores = detection_scores(out["logits"], out["presence_logits"])[0]
+        keep = np.flatnonzero(scores > opts.threshold)  # ascending: the official query order
+        logits = upsample_logits(out["pred_masks"][0, keep], h, w)
+        sem = None
+        if opts.return_semantic:
+            sem = upsample_logits(out["semantic_logits"][0, :1], h, w)[0]
+        return SegmentResult(
+            masks=sigmoid(logits) > opts.mask_threshold,
+            boxes=out["pred_boxes"][0, keep].astype(np.float32) * np.array([w, h, w, h], dtype=np.float32),
+            scores=scores[keep].astype(np.float32),
+            presence=float(sigmoid(out["presence_logits"][0])),
+            query_indices=keep.astype(np.int64),
+            mask_logits=logits if opts.return_mask_logits else None,
+            semantic_logits=sem)
+
+    def _text(self, text: str, truncate: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Text features (1, L', d) and padding mask (1, L') of a prompt, cut after its last token (as
+        ``pipelines.text.TextFeatureCache``); recent prompts are kept."""
+        tok = self.tokenizer
+        hit = self._texts.get(text)
+        n = hit[2] if hit is not None else tok.num_tokens(text)
+        if n > tok.context_length and not truncate:
+            quoted = repr(text if len(text) <= 40 else text[:40] + "…")
+            raise InputError(
+                f"text prompt {quoted} is {n} tokens long, the model reads at most {tok.context_length}: shorten it, "
+                "or allow the official cut to its first tokens (truncate_text=True; --truncate-text in the command "
+                "line)")
+        if hit is not None:
+            self._texts.move_to_end(text)
+            return hit[0], hit[1]
+        ids, pad = tok.arrays([text], truncate=truncate)
+        real = np.flatnonzero((~pad).any(axis=0))
+        cut = int(real.max()) + 1 if real.size else 1
+        ids, pad = ids[:, :cut], pad[:, :cut]
+        feats = self.session("text_encoder").run({"input_ids": ids})["text_features"]
+        self._texts[text] = (feats, pad, n)
+        while len(self._texts) > self._text_cache_size:
+            self._texts.popitem(last=False)
+        return feats, pad
+
+    # ------------------------------------------------------------------ interactive
+    def predict(self, points: Any = None, point_labels: Any = None, box: Any = None, mask_input: Any = None, *,
+                multimask: bool = True, image_index: int = 0) -> PredictResult:
+        """One object from clicks ((N, 2) pixel (x, y), ``point_labels`` (N,) 1 / 0), a box ((4,) pixel xyxy)
+        and/or a previous mask (``result.low_res_logits[i]``): ``ImagePredictor.predict``, the same arguments and
+        result (``image_index`` 0: one image)."""
+        img = self._require_image()
+        if not self.has_tracker:
+            raise InputError(NO_TRACKER)
+        if image_index != 0:
+            raise InputError(f"image_index {image_index!r} is out of range: OnnxPredictor holds one image")
+        if points is None and box is None and mask_input is None:
+            raise InputError("predict needs at least one prompt: points, a box or a mask_input")
+        if points is not None and P.as_array(points, "points").ndim == 3:
+            raise InputError("points of shape (K, N, 2) describe several objects: OnnxPredictor.predict takes one")
+        h, w, S = img.height, img.width, self.dims.image_size
+        m = self.dims.mask_size
+        sx, sy = S / w, S / h
+        pts = np.zeros((1, 1, 0, 2), dtype=np.float32)
+        labels = np.zeros((1, 1, 0), dtype=np.int64)
+        boxes = np.zeros((1, 0, 4), dtype=np.float32)
+        feeds: dict[str, np.ndarray] = {}
+        if points is not None:
+            p = P.check_points(points, w, h, name="points")
+            pts = (p * np.array([sx, sy], dtype=np.float32))[None, None]
+            labels = P.check_labels(point_labels, p.shape[0], name="point_labels")[None, None]
+        elif point_labels is not None:
+            raise InputError("point_labels were given without points")
+        if box is not None:
+            a = P.as_array(box, "box")
+            if a.ndim == 2 and a.shape[0] == 1:
+                box = a[0]
+            elif a.ndim == 2:
+                raise InputError(f"box of shape (K, 4) with K = {a.shape[0]} describes several objects: "
+                                 "OnnxPredictor.predict takes one")
+            b = P.check_boxes(box, w, h, name="box", single=True)
+            boxes = (b * np.array([sx, sy, sx, sy], dtype=np.float32))[None, None]
+        if mask_input is not None:
+            a = P.as_array(mask_input, "mask_input")
+            if a.ndim == 4 or (a.ndim == 3 and a.shape[0] > 1):
+                raise InputError(f"mask_input of shape {list(a.shape)} describes several objects: "
+                                 "OnnxPredictor.predict takes one")
+            feeds["input_masks"] = P.check_mask_input(mask_input, m, name="mask_input")[None]
+        f = img.features
+        feeds.update({"input_points": pts, "input_labels": labels, "input_boxes": boxes,
+                      "image_embeddings.0": f["image_embeddings.0"], "image_embeddings.1": f["image_embeddings.1"],
+                      "image_embeddings.2": f["image_embeddings.2"]})
+        names = (("iou_scores", "pred_masks", "object_score_logits") if multimask else
+                 ("single_iou_scores", "single_pred_masks", "object_score_logits"))
+        out = self.session("prompt_encoder_mask_decoder").run(feeds, outputs=names)
+        iou, logits, obj = (out[k][0, 0] for k in names)
+        filled = fill_small_regions(logits, max_hole_area=self.options.max_hole_area,
+                                    max_sprinkle_area=self.options.max_sprinkle_area)
+        up = upsample_logits(filled, h, w)
+        iou = iou.astype(np.float32)
+        return PredictResult(masks=up > 0, iou_scores=iou, object_score=float(sigmoid(obj.reshape(-1)[0])),
+                             low_res_logits=logits.astype(np.float32), best=int(np.argmax(iou)))
+
+
+def _xyxy_to_cxcywh(b: np.ndarray) -> np.ndarray:
+    """(N, 4) float32 xyxy -> cxcywh in float32 (the same operations as ``ops.boxes.box_xyxy_to_cxcywh``)."""
+    x0, y0, x1, y1 = (b[:, i] for i in range(4))
+    return np.stack([(x0 + x1) / np.float32(2), (y0 + y1) / np.float32(2), x1 - x0, y1 - y0], axis=-1)
