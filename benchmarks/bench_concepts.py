@@ -40,9 +40,9 @@ frame ``STEADY_FROM`` on (the memory bank and the pointer list are full), ``rati
 ratios.
 
 Memory after frames 20 and 60 (computed): transformers, the tensors reachable from its inference session (every
-distinct storage once; placeholders and model parameters left out); sam3kit, ``VideoSession.memory_bytes``, and the
-same plus the detector features of the last computed frame, which the session keeps until the next frame and
-``memory_bytes`` leaves out (``HELD``). ``memory_flat``: sam3kit's figure at 60 within 5 % of that at 20.
+distinct storage once; placeholders and model parameters left out); sam3kit, ``VideoSession.memory_bytes`` (which
+counts the detector and tracker features of the frames it still holds). ``memory_flat``: sam3kit's figure at 60
+within 5 % of that at 20.
 
 Accuracy (informational: the implementations differ by the divergences named in
 ``tests/pipelines/video/test_transformers_concepts.py``): the ids tracked, and the IoU of the reported masks of each
@@ -89,9 +89,6 @@ HOTSTART = 15
 HEURISTICS = dict(hotstart_delay=HOTSTART, hotstart_unmatch_thresh=HOTSTART, hotstart_dup_thresh=HOTSTART)
 """The settings both sides get (the rest at the released values): see the module docstring."""
 MAX_OBJECTS = 16
-HELD = " (+ detector features held)"
-"""``VideoSession.memory_bytes`` leaves out the detector features of the frame just computed, which a concept session
-keeps until the next frame: this entry adds them."""
 
 
 # ---------------------------------------------------------------------- models and frames
@@ -299,7 +296,7 @@ def run_objects(args, model, hf, trunks, texts, n_obj: int) -> dict:
             its = {k: s.propagate(direction="forward") for k, s in ours.items()}
             its["transformers"] = ref_it
             steps = {k: [] for k in its}  # (last computed frame after the step, seconds)
-            memory = {k: {} for k in [*ours, *(k + HELD for k in ours), "transformers"]}
+            memory = {k: {} for k in [*ours, "transformers"]}
             tracked = {}
             reported: dict[str, dict[int, tuple]] = {k: {} for k in its}
             done = False
@@ -328,8 +325,6 @@ def run_objects(args, model, hf, trunks, texts, n_obj: int) -> dict:
                         gc.collect()
                         for k, s in ours.items():
                             memory[k][mark] = round(s.memory_bytes / 2 ** 20, 2)
-                            held = s.memory_bytes + tensor_bytes(s._detector_features)
-                            memory[k + HELD][mark] = round(held / 2 ** 20, 2)
                         memory["transformers"][mark] = round(tensor_bytes(sess) / 2 ** 20, 2)
                         tracked[mark] = {"sam3kit": ours["sam3kit"].object_ids,
                                          "transformers": [i + 1 for i in sess.obj_ids]}

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -137,3 +138,26 @@ class SamHeadsOutput:
     high_res_masks: Tensor
     pointer: Tensor
     object_score_logit: Tensor
+
+
+def tensor_bytes(obj) -> int:
+    """Bytes of the tensors in ``obj`` (a tensor, list, tuple or dataclass of them), each storage counted once."""
+    seen: set[int] = set()
+    total = 0
+
+    def walk(x) -> None:
+        nonlocal total
+        if isinstance(x, Tensor):
+            key = x.untyped_storage().data_ptr()
+            if key not in seen:
+                seen.add(key)
+                total += x.untyped_storage().nbytes()
+        elif isinstance(x, (list, tuple)):
+            for y in x:
+                walk(y)
+        elif dataclasses.is_dataclass(x) and not isinstance(x, type):
+            for f in dataclasses.fields(x):
+                walk(getattr(x, f.name))
+
+    walk(obj)
+    return total

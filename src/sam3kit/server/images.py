@@ -30,6 +30,7 @@ from typing import Iterator, Optional
 import numpy as np
 from torch import Tensor
 
+from ..model.features import tensor_bytes
 from ..pipelines.encoding import ImageEncoder, ImageState
 from .decoding import decode_image
 from .errors import ApiError
@@ -46,29 +47,6 @@ ANSWERS_KEPT = 8  # segment answers kept per image for mask_input
 def image_id_of(data: bytes) -> str:
     """The id of an image's bytes: the first 24 hex digits of their SHA-256."""
     return hashlib.sha256(data).hexdigest()[:24]
-
-
-def tensor_bytes(obj) -> int:
-    """Bytes of the tensors in ``obj`` (a tensor, list, tuple or dataclass of them), each storage counted once."""
-    seen: set[int] = set()
-    total = 0
-
-    def walk(x) -> None:
-        nonlocal total
-        if isinstance(x, Tensor):
-            key = x.untyped_storage().data_ptr()
-            if key not in seen:
-                seen.add(key)
-                total += x.untyped_storage().nbytes()
-        elif isinstance(x, (list, tuple)):
-            for y in x:
-                walk(y)
-        elif dataclasses.is_dataclass(x) and not isinstance(x, type):
-            for f in dataclasses.fields(x):
-                walk(getattr(x, f.name))
-
-    walk(obj)
-    return total
 
 
 def state_bytes(state: ImageState) -> int:

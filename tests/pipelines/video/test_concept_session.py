@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from sam3kit.errors import InputError
+from sam3kit.model.features import tensor_bytes
 from sam3kit.io.video import FrameOutOfRange
 from sam3kit.pipelines.video import ConceptTrackOptions, FrameResult, VideoOptions, VideoPredictor
 
@@ -232,6 +233,23 @@ def test_memory_stays_flat(cmodel):
             sizes[x.frame_index] = s.memory_bytes - s.results_bytes
     # what the session holds besides the compact results does not grow with the video
     assert sizes[31] <= sizes[16] * 1.05
+
+
+def test_memory_bytes_counts_the_held_detector_features(cmodel):
+    """During a concept propagation the session keeps the detector features of the frame just computed (the next
+    frame's association reads them): ``memory_bytes`` counts them, each storage once."""
+    with VideoPredictor(cmodel).start(moving_disc_clip(20)) as s:
+        s.add_concept(0, text="a red disc")
+        for x in s.propagate(direction="forward"):
+            if s._detector_features:
+                held = tensor_bytes(list(s._detector_features.values()))
+                tracker = tensor_bytes(list(s._features.values()))
+                assert held > 0
+                others = sum(g.nbytes for g in s._groups) + s.results_bytes + s._concepts.nbytes
+                assert s.memory_bytes == others + held + tracker  # the two necks share no storage
+                break
+        else:
+            raise AssertionError("no frame held detector features during the propagation")
 
 
 @pytest.mark.parametrize("kwargs,match", [

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ...errors import InputError
 from ...io.video import EndOfVideo, FrameSource
-from ...model.features import DetectorImageFeatures, TrackerImageFeatures
+from ...model.features import DetectorImageFeatures, TrackerImageFeatures, tensor_bytes
 from ...model.sam3 import Sam3Model
 from ...model.tracker.video_step import NO_OBJECT_SCORE
 from .. import prompts as P
@@ -124,14 +124,12 @@ class VideoSession:
     @property
     def memory_bytes(self) -> int:
         """Bytes the session holds: memories, pointers and logits of the memory bank, pending prompt outputs,
-        the features of the frames it still needs, and the compact stored results (the frame source's small
-        window of decoded frames is not counted)."""
+        the tracker and detector features of the frames it still needs (tensors sharing a storage counted once),
+        and the compact stored results (the frame source's small window of decoded frames is not counted)."""
         n = sum(g.nbytes for g in self._groups) + self._results.nbytes
         if self._concepts is not None:
             n += self._concepts.nbytes
-        for f in self._features.values():
-            n += sum(t.numel() * t.element_size() for t in [f.embed, *f.high_res])
-        return n
+        return n + tensor_bytes([list(self._features.values()), list(self._detector_features.values())])
 
     @property
     def results_bytes(self) -> int:
