@@ -1,4 +1,4 @@
-"""(g) Segment everything: what a grid of clicks costs on a cached encoding, against one click, and what scoring at
+"""(j) Segment everything: what a grid of clicks costs on a cached encoding, against one click, and what scoring at
 the decoder's resolution changes against SAM 1's scoring at the image size.
 
 The tracker head only, as in ``bench_video.py``: random weights of the chosen size (the object-score bias is of no
@@ -253,7 +253,7 @@ def main(argv=None) -> dict:
         acc = accuracy(trk, feats, pred, base, H, W)
         acc["seconds"] = round(time.perf_counter() - t0, 1)
     record = {
-        "bench": "g_everything_cached", "config": args.config, **env, "load_avg_1m_end": common.load_average(),
+        "bench": "j_everything_cached", "config": args.config, **env, "load_avg_1m_end": common.load_average(),
         "dtype": "float32", "grid": f"{args.points_per_side}x{args.points_per_side}",
         "points_per_batch": args.points_per_batch, "image": [H, W], "lowres": int(4 * trk.config.grid_size),
         "timings": timings, "ratio_to_click": ratios, "records": counts, "accuracy": acc,

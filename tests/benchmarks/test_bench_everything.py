@@ -32,7 +32,7 @@ def test_bench_everything_tiny(tmp_path, capsys):
     assert acc["stability_max_abs_diff"] <= 1e-6 and acc["mask_pixels_differing"] == 0
     assert rec["released_shapes"]["mask_logits"] == [8, 3, 288, 288]
     printed = json.loads(capsys.readouterr().out)
-    assert printed["bench"] == "g_everything_cached" and not list(tmp_path.iterdir())
+    assert printed["bench"] == "j_everything_cached" and not list(tmp_path.iterdir())
     out = tmp_path / "r.jsonl"
     _script().main(argv + ["--out", str(out), "--scenarios", "defaults"])
     (line,) = out.read_text().splitlines()

@@ -11,10 +11,12 @@ from typing import Any, Optional
 from .inputs import parse_threads
 
 
-def add_model_argument(parser: argparse.ArgumentParser) -> None:
-    """``-m/--model``: the checkpoint."""
-    parser.add_argument("-m", "--model", default="facebook/sam3",
-                        help="checkpoint: a folder, model.safetensors, sam3.pt or a Hugging Face Hub id")
+def add_model_argument(parser: argparse.ArgumentParser, *, onnx: bool = False) -> None:
+    """``-m/--model``: the checkpoint (with ``onnx``, an ONNX export folder too)."""
+    what = "checkpoint: a folder, model.safetensors, sam3.pt or a Hugging Face Hub id"
+    if onnx:
+        what += "; or a folder of 'sam3kit export onnx' (runs through ONNX Runtime, no PyTorch needed)"
+    parser.add_argument("-m", "--model", default="facebook/sam3", help=what)
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser, *, cache: bool = True) -> None:

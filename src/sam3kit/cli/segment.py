@@ -31,6 +31,9 @@ every ``--text`` is checked against the model's context (an overlong one stops t
 ``--truncate-text``). ``--cache DIR`` keeps the encodings on disk, so another run with other prompts on the same
 images skips the image encoder.
 
+``--model`` may name a folder written by ``sam3kit export onnx``: the images then run through ONNX Runtime
+(``sam3kit.onnx.OnnxPredictor``) and the command imports no PyTorch; ``onnx_model.py`` maps the runtime flags.
+
 Prompts (``prompt_args.py``): ``--text`` (repeatable: one concept each) and/or exemplar ``--box`` find every
 instance; ``--point`` (with at most one ``--box``, the object's box) gives one object's masks; ``--everything`` (no
 prompt; ``segment_everything.py``) every object and part, as SAM 1's automatic mask generator. Mixing ``--text`` and
@@ -86,7 +89,7 @@ def add_parser(sub, common, formatter) -> None:
                     "the order the Python API returns (not sorted by score).")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders (their images) or glob patterns")
     add_recursive_argument(p)
-    add_model_argument(p)
+    add_model_argument(p, onnx=True)
     add_prompt_arguments(p)
     add_everything_arguments(p)
     o = p.add_argument_group("outputs")
@@ -227,23 +230,33 @@ def write_outputs(folder: Path, job: ImageJob, image, records: list[dict], masks
 def run(args: argparse.Namespace) -> int:
     from .report import Reporter
 
+    from . import onnx_model
+
     prompts = build_prompts(args)
-    apply_threads(args.threads)
+    export = onnx_model.is_export(args.model)  # the graphs of 'sam3kit export onnx': no PyTorch
+    if export:
+        onnx_model.check_flags(args, prompts)
+    else:
+        apply_threads(args.threads)
     cache_dir = Path(args.cache).expanduser() if args.cache else None
     found, tally = collect_inputs(args.images, args.out, recursive=args.recursive, exclude=[cache_dir],
                                   reserved=[COCO_NAME] if "coco" in args.format else [])
     if cache_dir is not None:
         check_folder(cache_dir, "--cache")
-    model_id = model_identity(args.model, args.image_size)
+    model_id = onnx_model.identity(args.model, args) if export else model_identity(args.model, args.image_size)
     todo = plan_jobs(found.jobs, lambda job: options_record(job, model_id, prompts, args), tally, force=args.force,
                      quiet=args.quiet, kind="image")
     debug = bool(getattr(args, "debug", False))
     verbose = bool(getattr(args, "verbose", False)) or debug
     with Reporter(len(todo), enabled=False if args.quiet else None) as rep:
         if todo:
-            predictor = _load_predictor(args, resolve_device(args.device), prompts, cache_dir, rep)
+            if export:
+                predictor = onnx_model.load(args, prompts, rep)
+            else:
+                predictor = _load_predictor(args, resolve_device(args.device), prompts, cache_dir, rep)
+            fingerprint = predictor.fingerprint if export else predictor.model.fingerprint
             with rep.paused():
-                todo = settle_model(todo, predictor.model.fingerprint, tally, quiet=args.quiet)
+                todo = settle_model(todo, fingerprint, tally, quiet=args.quiet)
         if todo:
             rep.stage("checking the text prompts")
             check_texts(predictor, prompts, truncate=bool(args.truncate_text))
@@ -261,10 +274,13 @@ def run(args: argparse.Namespace) -> int:
 def check_texts(predictor, prompts: list[Prompt], *, truncate: bool) -> None:
     """Encode every ``--text`` once before the first image: an overlong text (``InputError``) stops the command
     here, once, instead of failing every image; with ``truncate`` it is cut, with one warning. The encodings are
-    kept by the predictor's text cache for the images."""
+    kept by the predictor's text cache for the images (an ``ImagePredictor``'s, or an ``OnnxPredictor``'s)."""
     for pr in prompts:
         if pr.kind == "concept" and pr.text is not None:
-            predictor.texts.get(pr.text, truncate=truncate)
+            if hasattr(predictor, "texts"):
+                predictor.texts.get(pr.text, truncate=truncate)
+            else:
+                predictor.text_features(pr.text, truncate=truncate)
 
 
 def _segment_one(predictor, p: PlannedJob, prompts: list[Prompt], args: argparse.Namespace, rep,
@@ -278,13 +294,14 @@ def _segment_one(predictor, p: PlannedJob, prompts: list[Prompt], args: argparse
     name = p.job.path.name
     rep.stage(f"{name}: decoding")
     image = np.require(load_image(p.job.path), requirements="W")  # torch warns on read-only arrays
-    hits = predictor.cache.hits
+    cache = getattr(predictor, "cache", None)  # an OnnxPredictor has none
+    hits = cache.hits if cache is not None else 0
     records, masks, info = segment_image(predictor, image, prompts, threshold=args.threshold,
                                          mask_threshold=args.mask_threshold,
                                          with_rle=bool({"json", "coco"} & set(args.format)),
                                          truncate_text=bool(args.truncate_text),
                                          stage=lambda text: rep.stage(f"{name}: {text}"))
-    if predictor.cache.hits > hits:
+    if cache is not None and cache.hits > hits:
         encodings["cached"] += 1
         log.info("%s: encoding read from the cache", p.job.path)
     else:

@@ -95,6 +95,12 @@ class GraphSpec:
         return graph_file(self.name, precision)
 
 
+def graph_variant(name: str, precision: str) -> str:
+    """The variant of graph ``name`` a runtime of ``precision`` reads: int8 exists for ``INT8_GRAPHS`` only (the
+    others stay fp32); fp32 and fp16 apply to every graph."""
+    return "fp32" if precision == "int8" and name not in INT8_GRAPHS else precision
+
+
 def graph_file(name: str, precision: str = "fp32") -> str:
     return f"{name}.onnx" if precision == "fp32" else f"{name}_{precision}.onnx"
 

@@ -128,6 +128,16 @@ class Manifest:
                                   "changed after the export): export again, or copy the folder as a whole")
         return path
 
+    def fingerprint(self, variants: dict[str, str]) -> str:
+        """A content fingerprint of the graphs a runtime reads (``variants``: graph name -> precision) and of the
+        checkpoint they came from: the sampled digests the manifest records (the files are checked against them
+        on opening), so a copied or renamed export has the same fingerprint and another export another one."""
+        graphs = self.data["graphs"]
+        parts = {"source": (self.data.get("source") or {}).get("fingerprint"),
+                 "graphs": {name: graphs[name][prec]["sampled_sha256"] for name, prec in sorted(variants.items())}}
+        digest = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+        return f"onnx-{digest[:32]}"
+
     def tokenizer_files(self) -> list[Path]:
         files = [self.root / f for f in self.data["tokenizer"]["files"]]
         missing = [str(f) for f in files if not f.is_file()]

@@ -29,7 +29,7 @@ from ..pipelines import prompts as P
 from ..pipelines.options import PredictOptions, SegmentOptions, segment_options
 from ..pipelines.results import PredictResult, SegmentResult
 from .components import fill_small_regions
-from .contract import PRECISIONS, TEXT_PAD_ID, graph_specs
+from .contract import PRECISIONS, TEXT_PAD_ID, graph_specs, graph_variant
 from .manifest import Manifest, read_manifest
 from .postprocess import detection_scores, sigmoid, upsample_logits
 from .preprocess import pixel_values
@@ -83,19 +83,13 @@ class OnnxPredictor:
         self.providers = resolve_providers(providers)
         self._threads = threads
         self._specs = graph_specs(self.dims)
-        self._paths = {name: self.manifest.graph_file(name, self._variant(name), verify=verify)
+        self._paths = {name: self.manifest.graph_file(name, graph_variant(name, self.precision), verify=verify)
                        for name in self.manifest.graph_names()}
         self.tokenizer = self._tokenizer()
         self._sessions: dict[str, GraphSession] = {}
         self._texts: OrderedDict[str, tuple[np.ndarray, np.ndarray, int]] = OrderedDict()
         self._text_cache_size = text_cache_size
         self._image: Optional[_Image] = None
-
-    def _variant(self, name: str) -> str:
-        """The precision of graph ``name`` for this predictor (int8 exists for the vision encoder only)."""
-        if self.precision == "int8" and name != "vision_encoder":
-            return "fp32"
-        return self.precision
 
     def _tokenizer(self):
         from ..tokenizer import Sam3Tokenizer
@@ -119,6 +113,12 @@ class OnnxPredictor:
     @property
     def has_tracker(self) -> bool:
         return self.dims.has_tracker
+
+    @property
+    def fingerprint(self) -> str:
+        """The content fingerprint of the graphs this predictor runs (``Manifest.fingerprint``): what
+        ``Sam3Model.fingerprint`` is for a checkpoint, e.g. for a job's skip check."""
+        return self.manifest.fingerprint({name: graph_variant(name, self.precision) for name in self._paths})
 
     # ------------------------------------------------------------------ image
     def set_image(self, image: ImageInput) -> None:
@@ -191,6 +191,14 @@ class OnnxPredictor:
             query_indices=keep.astype(np.int64),
             mask_logits=logits if opts.return_mask_logits else None,
             semantic_logits=sem)
+
+    def text_features(self, text: str, *, truncate: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The encoded ``text``: features (1, L', d) and padding mask (1, L') as ``segment`` reads them, kept for
+        the next prompts. ``InputError`` for an empty or overlong text (``truncate`` cuts it, as
+        ``TextFeatureCache.get``): a caller can check its texts once before the first image."""
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"text prompt must be a non-empty string, got {text!r}")
+        return self._text(text, truncate)
 
     def _text(self, text: str, truncate: bool) -> tuple[np.ndarray, np.ndarray]:
         """Text features (1, L', d) and padding mask (1, L') of a prompt, cut after its last token (as

@@ -17,7 +17,6 @@ one evicted to make room for it.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import logging
 import math
@@ -28,7 +27,6 @@ from collections import OrderedDict
 from typing import Iterator, Optional
 
 import numpy as np
-from torch import Tensor
 
 from ..model.features import tensor_bytes
 from ..pipelines.encoding import ImageEncoder, ImageState

@@ -11,7 +11,8 @@ Concepts (``add_concept``: a text and/or exemplar boxes) are detected and tracke
 algorithm (``concepts.ConceptTracker``, with the heuristics of ``VideoOptions.concepts``): each concept keeps its own
 tracker states (groups) and bookkeeping; ids are shared with the objects of ``add_prompt`` and never reused. A
 propagation then steps every concept and every group through the same frames, and the frames are reported after the
-hot-start delay.
+hot-start delay; ``concept_run.py`` holds that propagation, the storing of a concept's outputs and the click
+refinement of the objects a concept found.
 
 Coordinates are pixels of the original frame: points (x, y), boxes xyxy; masks are (H, W) bool at the frame's
 size. Results are ``FrameResult``; a frame produced once can be read again with ``result(frame)``.
@@ -37,15 +38,16 @@ from .. import prompts as P
 from ..coords import ImageTransform
 from ..encoding import ImageEncoder
 from ..text import TextFeatureCache
-from .concepts.concept import Concept, ConceptPrompt
+from . import concept_run
+from .concepts.concept import ConceptPrompt
 from .concepts.detections import Detections
-from .concepts.outputs import OutputBuffer, PendingFrame, assemble
-from .concepts.tracker import ConceptStep, ConceptTracker
+from .concepts.outputs import assemble
+from .concepts.tracker import ConceptTracker
 from .group import Fallback, TrackGroup
 from .memory_bank import MAX_POINTER_FRAMES, MemoryPolicy
 from .options import VideoOptions
-from .passes import concept_passes, tracker_passes
-from .postprocess import fill_holes, finish, to_frame_size
+from .passes import tracker_passes
+from .postprocess import finish, to_frame_size
 from .checks import frame_index, frame_mask, object_id
 from .results import FrameResult, ResultStore
 
@@ -280,7 +282,7 @@ class VideoSession:
                                  "one (obj_id=None)")
             concept = self._concepts.owner(oid)
             if concept is not None:
-                return self._refine(concept, oid, f, pts, labels, bx, msk, bool(clear_old_points))
+                return concept_run.refine(self, concept, oid, f, pts, labels, bx, msk, bool(clear_old_points))
         feats = self._frame_features(f)  # reads the frame: a frame the source cannot serve raises here
         if oid not in self._group_of:
             self._created.append(oid)
@@ -443,7 +445,7 @@ class VideoSession:
             for g in groups:
                 g.preflight(self._frame_features, self.num_frames, fallback=self._fallback)
         if self._concepts is not None:
-            return self._propagate_concepts(groups, s, direction, max_frames)
+            return concept_run.propagate(self, groups, s, direction, max_frames)
         if s is None:
             s = min(min(g.conditioning_frames) for g in groups)
         self._keep_features(s)
@@ -475,20 +477,28 @@ class VideoSession:
         with torch.inference_mode():
             feats = self._frame_features(t)
             self._keep_features(t)
-            h, w = self.frame_size
-            o = self.options
-            computed = {}
-            for g in groups:
-                low, obj = g.track(t, reverse, feats, self.num_frames)
-                logits = to_frame_size(low, h, w, non_overlap=o.non_overlap_output, hole_area=o.fill_hole_area)
-                mem = g.bank.get(t)
-                for r, oid in enumerate(g.object_ids):
-                    iou = float(mem.iou.reshape(len(g), -1)[r, 0])
-                    self._store(t, oid, logits[r, 0], low[r, 0], float(obj[r, 0]), iou)
-                    computed[oid] = (logits[r, 0], obj[r, 0])
-                g.frontier[reverse] = t - 1 if reverse else t + 1
-                g.trim(extra, self.num_frames)
+            computed = self._track_groups(groups, t, reverse, feats, extra)
             return self._frame_result(t, computed) if emit else None
+
+    def _track_groups(self, groups: list[TrackGroup], t: int, reverse: bool, feats: TrackerImageFeatures,
+                      extra: tuple = ()) -> dict[int, tuple[Tensor, Tensor]]:
+        """Track frame t in every group (the tracker's memory and pointers of t added) and store each object's
+        result; returns {object id: (mask logits at the frame's size, object score)}. ``extra``: conditioning
+        frames the groups' trimming must keep (``TrackGroup.trim``)."""
+        h, w = self.frame_size
+        o = self.options
+        computed = {}
+        for g in groups:
+            low, obj = g.track(t, reverse, feats, self.num_frames)
+            logits = to_frame_size(low, h, w, non_overlap=o.non_overlap_output, hole_area=o.fill_hole_area)
+            mem = g.bank.get(t)
+            for r, oid in enumerate(g.object_ids):
+                iou = float(mem.iou.reshape(len(g), -1)[r, 0])
+                self._store(t, oid, logits[r, 0], low[r, 0], float(obj[r, 0]), iou)
+                computed[oid] = (logits[r, 0], obj[r, 0])
+            g.frontier[reverse] = t - 1 if reverse else t + 1
+            g.trim(extra, self.num_frames)
+        return computed
 
 
     # ------------------------------------------------------------------ concepts
@@ -544,9 +554,9 @@ class VideoSession:
             self._concepts = tracker
             dets = tracker.detect(concept, f, det)
             self._prompt_detections[(concept.index, f)] = dets
-            self._store_step(concept, f, tracker.step(concept, f, False, dets, feats, num_frames=self.num_frames,
-                                                      features_of=self._frame_features, fallback=self._fallback,
-                                                      new_ids=self._take_ids))
+            step = tracker.step(concept, f, False, dets, feats, num_frames=self.num_frames,
+                                features_of=self._frame_features, fallback=self._fallback, new_ids=self._take_ids)
+            concept_run.store_step(self, concept, f, step)
             tracker.trim(concept, self.num_frames)
             result = self._concept_result(f)
         self._keep_features(f)
@@ -558,194 +568,3 @@ class VideoSession:
         self._next_id += n
         self._created.extend(ids)
         return ids
-
-    def _store_step(self, concept: Concept, frame: int, step: ConceptStep) -> None:
-        """Store a concept's outputs of one frame (masks at the frame's size: bilinear, then > 0)."""
-        h, w = self.frame_size
-        self._results.mark(frame)
-        if not step.obj_ids:
-            return
-        video = F.interpolate(step.low_res[:, None].float(), size=(h, w), mode="bilinear", align_corners=False)
-        video = (video[:, 0] > 0).cpu().numpy()
-        low = (step.low_res > 0).cpu().numpy()
-        for k, oid in enumerate(step.obj_ids):
-            self._results.put(frame, oid, video[k], low[k], (0.0, 0.0, 0.0, 0.0), concept.scores.get(oid, 0.0),
-                              step.object_scores[k], step.ious[k], concept=concept.index,
-                              priority=step.priority[k])
-
-    def _refine(self, concept: Concept, oid: int, f: int, pts: Optional[Tensor], labels: Optional[Tensor],
-                box: Optional[Tensor], mask: Optional[Tensor], clear_old_points: bool) -> FrameResult:
-        """Clicks (or a box or mask) on an object found by a concept (official instance interactivity): the
-        object's tracker state gets the prompt on frame ``f`` (a conditioning frame), the frames where only a
-        detection prompted it within ``refinement_detector_cond_frame_removal_window`` stop being conditioning
-        frames, and the next propagation tracks its state again (tracker only) in each direction."""
-        if not self._results.has_frame(f):
-            raise InputError(f"object {oid} has no result on frame {f} yet: refine it on a frame the propagation "
-                             f"(or add_concept) has produced")
-        h, w = self.frame_size
-        o = self.options.concepts
-        feats = self._frame_features(f)
-        g = concept.group_of(oid)
-        row = g.row(oid)
-        with torch.inference_mode():
-            if mask is not None:
-                pend = g.add_mask(row, f, mask, feats)
-            else:
-                pend = g.add_points(row, f, pts, labels, box, feats, clear_old_points=clear_old_points,
-                                    fallback=self._fallback)
-            logits, _, _ = g.outputs_at_video_size(f, h, w)
-            video = fill_holes(logits[row:row + 1].float(), o.fill_hole_area)[0, 0] > 0
-            lr = self._tracker.prompt_encoder.mask_input_size
-            if pend.low_res is not None:
-                low = pend.low_res[0, 0] > 0
-            else:
-                low = F.interpolate(pend.video_mask.float()[None, None], size=(lr, lr), mode="bilinear",
-                                    align_corners=False, antialias=True)[0, 0] > 0.5
-            g.preflight(self._frame_features, self.num_frames, fallback=self._fallback, trim=False)
-            g.clear_mask_frames(row, f, o.refinement_detector_cond_frame_removal_window)
-            self._concepts.trim(concept, self.num_frames)
-        concept.scores[oid] = 1.0
-        for rev in (False, True):
-            if not concept.full_pending[rev]:
-                concept.refined[rev].add(oid)
-        self._results.put(f, oid, video.cpu().numpy(), low.cpu().numpy(), (0.0, 0.0, 0.0, 0.0), 1.0,
-                          float(pend.object_score.reshape(-1)[0]), float(pend.iou.reshape(-1)[0]),
-                          concept=concept.index, priority=1.0)
-        self._keep_features(f)
-        return self._concept_result(f)
-
-    def _propagate_concepts(self, groups: list[TrackGroup], s: Optional[int], direction: str,
-                            max_frames: Optional[int]) -> Iterator[FrameResult]:
-        if s is None:
-            starts = [c.prompt.frame for c in self._concepts.concepts if any(c.full_pending.values())]
-            starts += [min(g.conditioning_frames) for g in groups]
-            if not starts and self._results.frames:
-                starts = [self._results.frames[0]]
-            s = min(starts) if starts else 0
-        self._keep_features(s)
-        return self._run_concepts(groups, s, direction, max_frames)
-
-    def _run_concepts(self, groups: list[TrackGroup], s: int, direction: str,
-                      max_frames: Optional[int]) -> Iterator[FrameResult]:
-        """The propagation of a session with concepts: per pass, each concept runs the full detect-and-track (its
-        first pass in that direction), tracks its refined objects again, or reuses its stored results; the frames
-        are released by the hot-start buffer."""
-        self._propagating = True
-        co = self.options.concepts
-        try:
-            for reverse, frames, last in concept_passes(s, direction, max_frames, self.num_frames):
-                modes = {}
-                for c in self._concepts.concepts:
-                    if c.full_pending[reverse]:
-                        modes[c.index] = "full"
-                        c.full_pending[reverse] = False
-                        c.refined[reverse].clear()
-                    elif c.refined[reverse]:
-                        modes[c.index] = "partial"
-                    else:
-                        modes[c.index] = "fetch"
-                full = "full" in modes.values()
-                buf = OutputBuffer(delay=co.hotstart_delay if full else 0, reverse=reverse,
-                                   confirmation_lag=co.masklet_confirmation_consecutive_det_thresh - 1,
-                                   num_frames=self.num_frames)
-                try:
-                    for t in frames:
-                        try:
-                            pending, unconfirmed = self._concept_frame(groups, t, reverse, modes)
-                        except EndOfVideo:
-                            break
-                        self._unreleased.add(t)
-                        for item in buf.push(pending, unconfirmed, last=t == last):
-                            yield self._release(item, buf, modes)
-                    for item in buf.flush():
-                        yield self._release(item, buf, modes)
-                finally:
-                    if self._concepts is not None:  # not closed meanwhile
-                        for item in buf.flush():  # an iteration stopped early: what it computed stays consistent
-                            self._hide(item, buf, modes)
-                        for c in self._concepts.concepts:
-                            if modes.get(c.index) == "partial":
-                                c.refined[reverse].clear()
-                    self._unreleased.clear()
-        finally:
-            self._propagating = False
-            if not self._closed:
-                self._keep_features()
-
-    def _concept_frame(self, groups: list[TrackGroup], t: int, reverse: bool,
-                       modes: dict[int, str]) -> tuple[PendingFrame, Optional[set[int]]]:
-        """Compute frame t for every group and concept; returns what the buffer needs."""
-        concepts = self._concepts.concepts
-        detecting = [c for c in concepts if modes[c.index] == "full" and c.prompt.detects_on(t)
-                     and (c.index, t) not in self._prompt_detections]
-        busy = groups or any(modes[c.index] != "fetch" for c in concepts)
-        pending = PendingFrame(t)
-        unconfirmed: Optional[set[int]] = None
-        if not busy:  # every concept reuses its results: nothing to compute
-            if not self._results.has_frame(t) and self.num_frames is None:
-                raise EndOfVideo(f"frame {t}: no result beyond the frames this stream has produced")
-            for c in concepts:
-                pending.suppressed |= c.book.suppressed.get(t, set())
-            return pending, None
-        with torch.inference_mode():
-            if detecting:
-                feats, det = self._frame_encodings(t)
-            else:
-                feats, det = self._frame_features(t), None
-            self._keep_features(t)
-            h, w = self.frame_size
-            o = self.options
-            for g in groups:
-                low, obj = g.track(t, reverse, feats, self.num_frames)
-                logits = to_frame_size(low, h, w, non_overlap=o.non_overlap_output, hole_area=o.fill_hole_area)
-                mem = g.bank.get(t)
-                for r, oid in enumerate(g.object_ids):
-                    iou = float(mem.iou.reshape(len(g), -1)[r, 0])
-                    self._store(t, oid, logits[r, 0], low[r, 0], float(obj[r, 0]), iou)
-                g.frontier[reverse] = t - 1 if reverse else t + 1
-                g.trim((), self.num_frames)
-            self._results.mark(t)
-            for c in concepts:
-                mode = modes[c.index]
-                if mode == "full":
-                    dets = self._prompt_detections.pop((c.index, t), None)
-                    if dets is None:
-                        dets = self._concepts.detect(c, t, det)
-                    step = self._concepts.step(c, t, reverse, dets, feats, num_frames=self.num_frames,
-                                               features_of=self._frame_features, fallback=self._fallback,
-                                               new_ids=self._take_ids)
-                    self._store_step(c, t, step)
-                    pending.suppressed |= step.suppressed
-                    if step.unconfirmed is not None:
-                        unconfirmed = (unconfirmed or set()) | step.unconfirmed
-                elif mode == "partial":
-                    for oid, low, logit, iou in self._concepts.track_refined(c, t, reverse, feats, self.num_frames):
-                        video = F.interpolate(low[None, None], size=(h, w), mode="bilinear", align_corners=False)
-                        # official partial propagation: the refined object's frame-wise tracker score is its raw
-                        # object-score logit (the others keep their stored ones)
-                        self._results.put(t, oid, (video[0, 0] > 0).cpu().numpy(), (low > 0).cpu().numpy(),
-                                          (0.0, 0.0, 0.0, 0.0), c.scores.get(oid, 1.0), logit, iou,
-                                          concept=c.index, priority=logit)
-                    pending.suppressed |= c.book.suppressed.get(t, set())
-                else:
-                    pending.suppressed |= c.book.suppressed.get(t, set())
-                self._concepts.trim(c, self.num_frames)
-        return pending, unconfirmed
-
-    def _release(self, item: PendingFrame, buf: OutputBuffer, modes: dict[int, str]) -> FrameResult:
-        """A frame leaves the hot-start buffer: the objects hidden on it (those the hot start has removed from the
-        concepts running their full pass, the ones suppressed there, the unconfirmed ones) leave its stored results
-        for good (official ``_cache_frame_outputs``), then it is reported."""
-        self._hide(item, buf, modes)
-        return self._concept_result(item.frame)
-
-    def _hide(self, item: PendingFrame, buf: OutputBuffer, modes: dict[int, str]) -> None:
-        t = item.frame
-        hidden = item.suppressed | buf.unconfirmed_at(t)
-        for c in self._concepts.concepts:
-            if modes.get(c.index) == "full":
-                hidden |= c.book.removed
-        for oid in hidden:
-            if oid not in self._group_of:
-                self._results.drop(t, oid)
-        self._unreleased.discard(t)
