@@ -70,7 +70,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import common  # noqa: E402
-from bench_video import tensor_bytes  # noqa: E402
+from bench_video import FRAME, frames, tensor_bytes  # noqa: E402
 from sam3kit.io.video import open_video  # noqa: E402
 from sam3kit.pipelines.coords import ImageTransform  # noqa: E402
 from sam3kit.pipelines.encoding import ImageState  # noqa: E402
@@ -81,7 +81,6 @@ from sam3kit.pipelines.video.session import VideoSession  # noqa: E402
 TARGET = 1.0
 OBJ_SCORE_BIAS = 10.0
 TEXT = "an object"
-FRAME = 252  # frame side of the (stand-in) video
 MEMORY_MARKS = (20, 60)
 STEADY_FROM = 16  # one-frame steps computing frame >= this make the per-frame figure
 BIRTH_SCORE, LATER_SCORE = 0.9, 0.6
@@ -131,15 +130,6 @@ def make_trunks(model, n: int, seed: int) -> list[torch.Tensor]:
         gen = torch.Generator().manual_seed(1_000_000 * (seed + 1) + t)
         x = torch.randn(1, vit.hidden_size, vit.grid_size, vit.grid_size, generator=gen)
         out.append(x.contiguous(memory_format=torch.channels_last))
-    return out
-
-
-def frames(n: int) -> list[np.ndarray]:
-    out = []
-    for t in range(n):
-        a = np.zeros((FRAME, FRAME, 3), np.uint8)
-        a[0, 0, 0], a[0, 0, 1] = t % 256, t // 256
-        out.append(a)
     return out
 
 
