@@ -36,7 +36,7 @@ HERE = Path(__file__).resolve().parent
 TEXTS = ["a yellow school bus", "a red car", "a dog", "the person on the left", "a tree", "a cup of coffee",
          "a bicycle", "a window", "a white cat", "a traffic light", "a blue chair", "a laptop", "a flower",
          "an orange", "a bird", "a boat", "a clock", "a book", "a shoe", "a bottle"]
-IMPLS = ("sam3kit", "sam3kit-int8", "onnx", "onnx-int8")
+IMPLS = ("sam3kit", "onnx", "sam3kit-int8", "onnx-int8")  # sam3kit and onnx first: the ratios are onnx / sam3kit
 
 
 # ---------------------------------------------------------------------- building the four predictors

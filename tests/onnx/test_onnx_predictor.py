@@ -101,6 +101,68 @@ def test_predict_options(export_dir, default_model, image):
     _predict_agree(onnx_p.predict(points=[[60, 45]]), torch_p.predict(points=[[60, 45]]), opts)
 
 
+def test_batches_match_image_predictor(export_dir, default_model, image):
+    """``set_images`` + ``segment_batch`` / ``predict_batch`` / ``predict(image_index=)``: the batch axes of the
+    graphs against ``ImagePredictor``'s batches, and against one image at a time."""
+    images = [image, np.ascontiguousarray(image[:, 10:90].transpose(1, 0, 2)[::-1])]  # 80 x 90: another size
+    onnx_p, torch_p, single = OnnxPredictor(export_dir), ImagePredictor(default_model), OnnxPredictor(export_dir)
+    onnx_p.set_images(images)
+    torch_p.set_images(images)
+    assert onnx_p.image_sizes == torch_p.image_sizes == [(90, 130), (80, 90)]
+    prompt = dict(text="a dog", boxes=[[10, 10, 60, 50]])
+    every = torch_p.segment_batch(threshold=0.0, **prompt)
+    threshold = _threshold_between(np.concatenate([r.scores for r in every]))
+    a = onnx_p.segment_batch(threshold=threshold, return_mask_logits=True, **prompt)
+    b = torch_p.segment_batch(threshold=threshold, return_mask_logits=True, **prompt)
+    assert len(a) == len(b) == 2 and sum(len(r) for r in b) > 0
+    for i, (x, y) in enumerate(zip(a, b)):
+        single.set_image(images[i])
+        z = single.segment(threshold=threshold, return_mask_logits=True, **prompt)
+        for other in (y, z):
+            assert np.array_equal(x.query_indices, other.query_indices)
+            assert np.abs(x.scores - other.scores).max(initial=0) <= LOGIT_TOL
+            assert np.abs(x.boxes - other.boxes).max(initial=0) <= 130 * LOGIT_TOL
+            assert np.abs(x.mask_logits - other.mask_logits).max(initial=0) <= LOGIT_TOL
+    objects = dict(points=[[[30, 40], [50, 20]], [[10, 70], [60, 75]]], point_labels=[[1, 0], [1, 1]],
+                   box=[[5, 5, 70, 80], [20, 30, 60, 78]])
+    a, b = onnx_p.predict_batch(image_index=1, **objects), torch_p.predict_batch(image_index=1, **objects)
+    assert len(a) == len(b) == 2
+    for x, y in zip(a, b):
+        _predict_agree(x, y, PredictOptions())
+    single.set_image(images[1])
+    one = single.predict(points=objects["points"][1], point_labels=objects["point_labels"][1], box=objects["box"][1])
+    _predict_agree(a[1], torch_p.predict(image_index=1, points=objects["points"][1],
+                                         point_labels=objects["point_labels"][1], box=objects["box"][1]),
+                   PredictOptions())
+    assert np.abs(one.low_res_logits - a[1].low_res_logits).max() <= LOGIT_TOL
+    masks = np.stack([r.low_res_logits[r.best] for r in b])  # mask prompts only, for K objects
+    for x, y in zip(onnx_p.predict_batch(mask_input=masks, multimask=False),
+                    torch_p.predict_batch(mask_input=masks, multimask=False)):
+        _predict_agree(x, y, PredictOptions())
+
+
+def test_batch_errors(export_dir, image):
+    from sam3kit.errors import InputError
+
+    p = OnnxPredictor(export_dir)
+    for bad, match in [(image, "takes a list of images"), ([], "empty list")]:
+        with pytest.raises(InputError, match=match):
+            p.set_images(bad)
+    with pytest.raises(InputError, match="use set_images"):
+        p.set_image([image, image])
+    p.set_images([image, image])
+    with pytest.raises(InputError, match="use segment_batch"):
+        p.segment("a dog")
+    with pytest.raises(InputError, match="out of range for a batch of 2"):
+        p.predict(points=[[3, 4]], image_index=2)
+    with pytest.raises(InputError, match="one entry per object"):
+        p.predict_batch(points=[[[3, 4]], [[5, 6]]], box=[[1, 1, 9, 9]])
+    with pytest.raises(InputError, match=r"shape \(K, N, 2\)"):  # ragged: objects with unequal point counts
+        p.predict_batch(points=[[[3, 4]], [[5, 6], [7, 8]]])
+    with pytest.raises(InputError, match="use predict_batch"):
+        p.predict(points=[[[3, 4]], [[5, 6]]])
+
+
 # ---------------------------------------------------------------------- the numpy pieces
 def test_resize_is_torchs_uint8_kernel():
     from sam3kit.pipelines.preprocess import _resize_uint8, preprocess

@@ -22,6 +22,7 @@ import torch
 
 from ..errors import InputError, OutputError
 from ..model.sam3 import Sam3Model
+from .attention import MAX_SCORES, chunked_attention
 from .contract import (DEFAULT_OPSET, EXTERNAL_DATA_LIMIT, GRAPHS, INT8_GRAPHS, MANIFEST_NAME, MAX_OPSET,
                        MIN_OPSET, GraphSpec, ModelDims, graph_file, graph_specs)
 from .graphs import DetectorGraph, PromptDecoderGraph, TextEncoderGraph, VisionEncoderGraph
@@ -34,7 +35,7 @@ CONTROL_FLOW = frozenset({"If", "Loop", "Scan"})
 
 def export_onnx(model: Sam3Model, out_dir: Union[str, Path], *, opset: int = DEFAULT_OPSET, int8: bool = False,
                 fp16: bool = False, source: Optional[str] = None, overwrite: bool = False,
-                external_data_limit: int = EXTERNAL_DATA_LIMIT) -> Path:
+                external_data_limit: int = EXTERNAL_DATA_LIMIT, max_attention_scores: int = MAX_SCORES) -> Path:
     """Export ``model`` into the folder ``out_dir``; returns the path of its ``manifest.json``.
 
     Args:
@@ -47,6 +48,8 @@ def export_onnx(model: Sam3Model, out_dir: Union[str, Path], *, opset: int = DEF
         source: the checkpoint's path or Hub id, recorded in the manifest.
         overwrite: replace an earlier export in ``out_dir`` (otherwise ``OutputError``).
         external_data_limit: graphs larger than this many bytes keep their weights in ``<file>.data``.
+        max_attention_scores: the largest attention score block a graph holds per image, in elements; longer
+            attentions run a block of queries at a time (``onnx.attention``: the same numbers, less memory).
     """
     _check_model(model)
     if not isinstance(opset, int) or not MIN_OPSET <= opset <= MAX_OPSET:
@@ -65,12 +68,13 @@ def export_onnx(model: Sam3Model, out_dir: Union[str, Path], *, opset: int = DEF
     specs = graph_specs(dims)
     records: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(dir=out, prefix=".export-") as tmp:
-        for name in GRAPHS:
-            if name not in specs:
-                continue
-            path = _export_graph(model, specs[name], dims, out, Path(tmp), opset, external_data_limit)
-            records[name] = {"fp32": _record(path)}
-            log.info("exported %s", path)
+        with chunked_attention(model, max_attention_scores):
+            for name in GRAPHS:
+                if name not in specs:
+                    continue
+                path = _export_graph(model, specs[name], dims, out, Path(tmp), opset, external_data_limit)
+                records[name] = {"fp32": _record(path)}
+                log.info("exported %s", path)
         if int8:
             from .variants import quantize_int8
 

@@ -1,5 +1,5 @@
-"""``OnnxPredictor``: ``ImagePredictor``'s ``set_image`` / ``segment`` / ``predict`` on an export folder, through ONNX
-Runtime, without PyTorch.
+"""``OnnxPredictor``: ``ImagePredictor``'s ``set_image`` / ``segment`` / ``predict`` (and their batch forms
+``set_images`` / ``segment_batch`` / ``predict_batch``) on an export folder, through ONNX Runtime, without PyTorch.
 
 The same prompts, checks, options and result types (``SegmentResult``, ``PredictResult``) as ``ImagePredictor``;
 the pre- and post-processing are the numpy forms of its torch code (``preprocess.py``, ``postprocess.py``,
@@ -29,7 +29,7 @@ from ..pipelines import prompts as P
 from ..pipelines.options import PredictOptions, SegmentOptions, segment_options
 from ..pipelines.results import PredictResult, SegmentResult
 from .components import fill_small_regions
-from .contract import PRECISIONS, TEXT_PAD_ID, graph_specs, graph_variant
+from .contract import PRECISIONS, graph_specs, graph_variant
 from .manifest import Manifest, read_manifest
 from .postprocess import detection_scores, sigmoid, upsample_logits
 from .preprocess import pixel_values
@@ -43,10 +43,13 @@ NO_TRACKER = ("this export is of a detector-only checkpoint (no prompt_encoder_m
 
 
 class _Image:
-    """The encoding of the current image: its size and the vision encoder's outputs (batch 1)."""
+    """The encoding of the current image(s): their (H, W) and the vision encoder's outputs (batch = images)."""
 
-    def __init__(self, height: int, width: int, features: dict[str, np.ndarray]) -> None:
-        self.height, self.width, self.features = height, width, features
+    def __init__(self, sizes: list[tuple[int, int]], features: dict[str, np.ndarray]) -> None:
+        self.sizes, self.features = sizes, features
+
+    def __len__(self) -> int:
+        return len(self.sizes)
 
 
 class OnnxPredictor:
@@ -124,11 +127,23 @@ class OnnxPredictor:
     def set_image(self, image: ImageInput) -> None:
         """Decode and encode one image (a path, PIL image or (H, W, 3) uint8 array). Replaces the previous one."""
         if isinstance(image, (list, tuple)):
-            raise InputError("set_image takes one image (OnnxPredictor has no image batches)")
-        array = load_image(image)  # a decoding error keeps the previous image
-        self._image = None
-        feats = self.session("vision_encoder").run({"pixel_values": pixel_values([array], self.dims.image_size)})
-        self._image = _Image(array.shape[0], array.shape[1], feats)
+            raise InputError("set_image takes one image; for a list of images use set_images (then segment_batch)")
+        self._encode([load_image(image)])  # a decoding error keeps the previous image
+
+    def set_images(self, images: Sequence[ImageInput]) -> None:
+        """Decode and encode a list of images (any sizes) in one vision-encoder run: ``ImagePredictor.set_images``
+        (``segment_batch`` answers a prompt on all of them, ``predict`` on one by ``image_index``)."""
+        if not isinstance(images, (list, tuple)):
+            raise InputError(f"set_images takes a list of images, got {type(images).__name__}; for one image use "
+                             "set_image")
+        if not images:
+            raise InputError("set_images got an empty list of images")
+        self._encode([load_image(im) for im in images])
+
+    def _encode(self, arrays: list[np.ndarray]) -> None:
+        self._image = None  # its features can go while the new images are encoded
+        feats = self.session("vision_encoder").run({"pixel_values": pixel_values(arrays, self.dims.image_size)})
+        self._image = _Image([(a.shape[0], a.shape[1]) for a in arrays], feats)
 
     def reset_image(self) -> None:
         self._image = None
@@ -139,8 +154,8 @@ class OnnxPredictor:
 
     @property
     def image_sizes(self) -> list[tuple[int, int]]:
-        """(H, W) of the current image (a list of one, as ``ImagePredictor.image_sizes``), or []."""
-        return [(self._image.height, self._image.width)] if self._image is not None else []
+        """(H, W) of each current image, or []."""
+        return list(self._image.sizes) if self._image is not None else []
 
     def _require_image(self) -> _Image:
         if self._image is None:
@@ -155,42 +170,64 @@ class OnnxPredictor:
         """Every instance of a concept given by ``text`` and/or exemplar ``boxes`` ((N, 4) pixel xyxy,
         ``box_labels`` (N,) 1 positive / 0 negative): ``ImagePredictor.segment``, the same arguments and result."""
         img = self._require_image()
+        if len(img) > 1:
+            raise InputError(f"a batch of {len(img)} images is set (set_images): use segment_batch, which returns "
+                             "one SegmentResult per image")
         opts = segment_options(options, threshold=threshold, mask_threshold=mask_threshold,
                                return_mask_logits=return_mask_logits, return_semantic=return_semantic,
                                truncate_text=truncate_text)
+        return self._segment(img, text, boxes, box_labels, opts)[0]
+
+    def segment_batch(self, text: Optional[str] = None, boxes: Any = None, box_labels: Any = None, *,
+                      options: Optional[SegmentOptions] = None, threshold: Optional[float] = None,
+                      mask_threshold: Optional[float] = None, return_mask_logits: Optional[bool] = None,
+                      return_semantic: Optional[bool] = None,
+                      truncate_text: Optional[bool] = None) -> list[SegmentResult]:
+        """``segment`` on every current image in one detector run (the same prompt; exemplar boxes in pixels of
+        each image): ``ImagePredictor.segment_batch``, one ``SegmentResult`` per image, in order."""
+        img = self._require_image()
+        opts = segment_options(options, threshold=threshold, mask_threshold=mask_threshold,
+                               return_mask_logits=return_mask_logits, return_semantic=return_semantic,
+                               truncate_text=truncate_text)
+        return self._segment(img, text, boxes, box_labels, opts)
+
+    def _segment(self, img: _Image, text: Optional[str], boxes: Any, box_labels: Any,
+                 opts: SegmentOptions) -> list[SegmentResult]:
         if text is None and boxes is None:
             raise InputError("segment needs a text prompt, exemplar boxes, or both")
         text = P.check_text(text) if text is not None else VISUAL_PROMPT
-        h, w = img.height, img.width
-        if boxes is not None:
-            xyxy = P.check_boxes(boxes, w, h)
-            labels = P.check_labels(box_labels, xyxy.shape[0], name="box_labels")
-            box_in = _xyxy_to_cxcywh(xyxy) / np.array([w, h, w, h], dtype=np.float32)
+        B = len(img)
+        if boxes is not None:  # normalised cxcywh of each image
+            xyxy = [P.check_boxes(boxes, w, h) for h, w in img.sizes]
+            labels = P.check_labels(box_labels, xyxy[0].shape[0], name="box_labels")
+            box_in = np.stack([_xyxy_to_cxcywh(b) / np.array([w, h, w, h], dtype=np.float32)
+                               for b, (h, w) in zip(xyxy, img.sizes)])
         elif box_labels is not None:
             raise InputError("box_labels were given without boxes")
         else:  # one padding box: the graph's text-only prompt
-            box_in, labels = np.zeros((1, 4), dtype=np.float32), np.array([-1], dtype=np.int64)
+            box_in, labels = np.zeros((B, 1, 4), dtype=np.float32), np.array([-1], dtype=np.int64)
         features, padding = self._text(text, opts.truncate_text)
         f = img.features
         out = self.session("detector").run({
             "detector_embeddings.0": f["detector_embeddings.0"], "detector_embeddings.1": f["detector_embeddings.1"],
-            "detector_embeddings.2": f["detector_embeddings.2"], "text_features": features,
-            "text_padding_mask": padding, "input_boxes": box_in[None].astype(np.float32),
-            "input_box_labels": labels[None].astype(np.int64)})
-        scores = detection_scores(out["logits"], out["presence_logits"])[0]
-        keep = np.flatnonzero(scores > opts.threshold)  # ascending: the official query order
-        logits = upsample_logits(out["pred_masks"][0, keep], h, w)
-        sem = None
-        if opts.return_semantic:
-            sem = upsample_logits(out["semantic_logits"][0, :1], h, w)[0]
-        return SegmentResult(
-            masks=sigmoid(logits) > opts.mask_threshold,
-            boxes=out["pred_boxes"][0, keep].astype(np.float32) * np.array([w, h, w, h], dtype=np.float32),
-            scores=scores[keep].astype(np.float32),
-            presence=float(sigmoid(out["presence_logits"][0])),
-            query_indices=keep.astype(np.int64),
-            mask_logits=logits if opts.return_mask_logits else None,
-            semantic_logits=sem)
+            "detector_embeddings.2": f["detector_embeddings.2"], "text_features": np.repeat(features, B, axis=0),
+            "text_padding_mask": np.repeat(padding, B, axis=0), "input_boxes": box_in.astype(np.float32),
+            "input_box_labels": np.repeat(labels[None].astype(np.int64), B, axis=0)})
+        scores = detection_scores(out["logits"], out["presence_logits"])
+        results = []
+        for b, (h, w) in enumerate(img.sizes):
+            keep = np.flatnonzero(scores[b] > opts.threshold)  # ascending: the official query order
+            logits = upsample_logits(out["pred_masks"][b, keep], h, w)
+            sem = upsample_logits(out["semantic_logits"][b, :1], h, w)[0] if opts.return_semantic else None
+            results.append(SegmentResult(
+                masks=sigmoid(logits) > opts.mask_threshold,
+                boxes=out["pred_boxes"][b, keep].astype(np.float32) * np.array([w, h, w, h], dtype=np.float32),
+                scores=scores[b, keep].astype(np.float32),
+                presence=float(sigmoid(out["presence_logits"][b])),
+                query_indices=keep.astype(np.int64),
+                mask_logits=logits if opts.return_mask_logits else None,
+                semantic_logits=sem))
+        return results
 
     def text_features(self, text: str, *, truncate: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """The encoded ``text``: features (1, L', d) and padding mask (1, L') as ``segment`` reads them, kept for
@@ -230,58 +267,56 @@ class OnnxPredictor:
                 multimask: bool = True, image_index: int = 0) -> PredictResult:
         """One object from clicks ((N, 2) pixel (x, y), ``point_labels`` (N,) 1 / 0), a box ((4,) pixel xyxy)
         and/or a previous mask (``result.low_res_logits[i]``): ``ImagePredictor.predict``, the same arguments and
-        result (``image_index`` 0: one image)."""
+        result (``image_index``: which image of ``set_images``)."""
         img = self._require_image()
+        one = P.one_object(points, point_labels, box, mask_input)
+        return self._predict(img, [one], multimask, image_index, batched=False)[0]
+
+    def predict_batch(self, points: Any = None, point_labels: Any = None, box: Any = None, mask_input: Any = None,
+                      *, multimask: bool = True, image_index: int = 0) -> list[PredictResult]:
+        """K objects of one image in one decoder run: ``ImagePredictor.predict_batch`` (points (K, N, 2),
+        point_labels (K, N), box (K, 4), mask_input (K, 4g, 4g); each kind for every object or for none)."""
+        img = self._require_image()
+        objects = P.split_objects(points, point_labels, box, mask_input)
+        return self._predict(img, objects, multimask, image_index, batched=True)
+
+    def _predict(self, img: _Image, objects: list[P.Prompt], multimask: bool, image_index: int, *,
+                 batched: bool) -> list[PredictResult]:
+        """Masks of K objects of image ``image_index``: the graph's (1, K, ...) prompt axes."""
         if not self.has_tracker:
             raise InputError(NO_TRACKER)
-        if image_index != 0:
-            raise InputError(f"image_index {image_index!r} is out of range: OnnxPredictor holds one image")
-        if points is None and box is None and mask_input is None:
-            raise InputError("predict needs at least one prompt: points, a box or a mask_input")
-        if points is not None and P.as_array(points, "points").ndim == 3:
-            raise InputError("points of shape (K, N, 2) describe several objects: OnnxPredictor.predict takes one")
-        h, w, S = img.height, img.width, self.dims.image_size
-        m = self.dims.mask_size
-        sx, sy = S / w, S / h
-        pts = np.zeros((1, 1, 0, 2), dtype=np.float32)
-        labels = np.zeros((1, 1, 0), dtype=np.int64)
-        boxes = np.zeros((1, 0, 4), dtype=np.float32)
-        feeds: dict[str, np.ndarray] = {}
-        if points is not None:
-            p = P.check_points(points, w, h, name="points")
-            pts = (p * np.array([sx, sy], dtype=np.float32))[None, None]
-            labels = P.check_labels(point_labels, p.shape[0], name="point_labels")[None, None]
-        elif point_labels is not None:
-            raise InputError("point_labels were given without points")
-        if box is not None:
-            a = P.as_array(box, "box")
-            if a.ndim == 2 and a.shape[0] == 1:
-                box = a[0]
-            elif a.ndim == 2:
-                raise InputError(f"box of shape (K, 4) with K = {a.shape[0]} describes several objects: "
-                                 "OnnxPredictor.predict takes one")
-            b = P.check_boxes(box, w, h, name="box", single=True)
-            boxes = (b * np.array([sx, sy, sx, sy], dtype=np.float32))[None, None]
-        if mask_input is not None:
-            a = P.as_array(mask_input, "mask_input")
-            if a.ndim == 4 or (a.ndim == 3 and a.shape[0] > 1):
-                raise InputError(f"mask_input of shape {list(a.shape)} describes several objects: "
-                                 "OnnxPredictor.predict takes one")
-            feeds["input_masks"] = P.check_mask_input(mask_input, m, name="mask_input")[None]
+        if not isinstance(image_index, (int, np.integer)) or not 0 <= image_index < len(img):
+            raise InputError(f"image_index {image_index!r} is out of range for a batch of {len(img)}")
+        (h, w), S, m = img.sizes[image_index], self.dims.image_size, self.dims.mask_size
+        checked = P.check_objects(objects, w, h, m, batched=batched)
+        scale = np.array([S / w, S / h], dtype=np.float32)
+        pts = [p * scale for p, _, _, _ in checked if p is not None]
+        labels = [lab for _, lab, _, _ in checked if lab is not None]
+        boxes = [b * np.tile(scale, 2) for _, _, b, _ in checked if b is not None]
+        masks = [mk[0] for _, _, _, mk in checked if mk is not None]
+        feeds: dict[str, np.ndarray] = {
+            # no clicks: (1, 1, 0, 2) points and (1, 1, 0) labels; no box: (1, 0, 4) (the graph's empty forms)
+            "input_points": np.stack(pts)[None] if pts else np.zeros((1, 1, 0, 2), dtype=np.float32),
+            "input_labels": np.stack(labels)[None] if labels else np.zeros((1, 1, 0), dtype=np.int64),
+            "input_boxes": np.stack(boxes)[None].astype(np.float32) if boxes else np.zeros((1, 0, 4), np.float32)}
+        if masks:
+            feeds["input_masks"] = np.stack(masks)[None]
         f = img.features
-        feeds.update({"input_points": pts, "input_labels": labels, "input_boxes": boxes,
-                      "image_embeddings.0": f["image_embeddings.0"], "image_embeddings.1": f["image_embeddings.1"],
-                      "image_embeddings.2": f["image_embeddings.2"]})
+        for name in ("image_embeddings.0", "image_embeddings.1", "image_embeddings.2"):
+            feeds[name] = f[name][image_index:image_index + 1]
         names = (("iou_scores", "pred_masks", "object_score_logits") if multimask else
                  ("single_iou_scores", "single_pred_masks", "object_score_logits"))
         out = self.session("prompt_encoder_mask_decoder").run(feeds, outputs=names)
-        iou, logits, obj = (out[k][0, 0] for k in names)
-        filled = fill_small_regions(logits, max_hole_area=self.options.max_hole_area,
-                                    max_sprinkle_area=self.options.max_sprinkle_area)
-        up = upsample_logits(filled, h, w)
-        iou = iou.astype(np.float32)
-        return PredictResult(masks=up > 0, iou_scores=iou, object_score=float(sigmoid(obj.reshape(-1)[0])),
-                             low_res_logits=logits.astype(np.float32), best=int(np.argmax(iou)))
+        results = []
+        for k in range(len(objects)):
+            iou, logits, obj = (out[n][0, k] for n in names)
+            filled = fill_small_regions(logits, max_hole_area=self.options.max_hole_area,
+                                        max_sprinkle_area=self.options.max_sprinkle_area)
+            iou = iou.astype(np.float32)
+            results.append(PredictResult(masks=upsample_logits(filled, h, w) > 0, iou_scores=iou,
+                                         object_score=float(sigmoid(obj.reshape(-1)[0])),
+                                         low_res_logits=logits.astype(np.float32), best=int(np.argmax(iou))))
+        return results
 
 
 def _xyxy_to_cxcywh(b: np.ndarray) -> np.ndarray:

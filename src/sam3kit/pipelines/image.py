@@ -234,23 +234,8 @@ class ImagePredictor:
             a ``PredictResult``. Several objects at once: ``predict_batch``.
         """
         state = self._require_image()
-        if points is None and box is None and mask_input is None:
-            raise InputError("predict needs at least one prompt: points, a box or a mask_input")
-        batch = "several objects: use predict_batch, which returns one PredictResult per object"
-        if points is not None and P.as_array(points, "points").ndim == 3:
-            raise InputError(f"points of shape (K, N, 2) describe {batch}")
-        if box is not None:
-            a = P.as_array(box, "box")
-            if a.ndim == 2 and a.shape[0] == 1:
-                box = a[0]
-            elif a.ndim == 2:
-                raise InputError(f"box of shape (K, 4) with K = {a.shape[0]} describes {batch}")
-        if mask_input is not None:
-            a = P.as_array(mask_input, "mask_input")
-            if a.ndim == 4 or (a.ndim == 3 and a.shape[0] > 1):
-                raise InputError(f"mask_input of shape {list(a.shape)} describes {batch}")
-        return self._predict(state, [(points, point_labels, box, mask_input)], multimask, image_index,
-                             batched=False)[0]
+        one = P.one_object(points, point_labels, box, mask_input)
+        return self._predict(state, [one], multimask, image_index, batched=False)[0]
 
     def predict_batch(self, points: Any = None, point_labels: Any = None, box: Any = None, mask_input: Any = None,
                       *, multimask: bool = True, image_index: int = 0) -> list[PredictResult]:
@@ -267,26 +252,7 @@ class ImagePredictor:
             K ``PredictResult``, in order.
         """
         state = self._require_image()
-        if points is None and box is None and mask_input is None:
-            raise InputError("predict_batch needs at least one prompt: points, a box or a mask_input")
-        one = "; for one object use predict"
-        sizes = {}
-        expected = (("points", points, (3,), "(K, N, 2)"), ("point_labels", point_labels, (2,), "(K, N)"),
-                    ("box", box, (2,), "(K, 4)"), ("mask_input", mask_input, (3, 4), "(K, 4g, 4g)"))
-        for name, x, dims, shape in expected:
-            if x is None:
-                continue
-            got = _shape(x)
-            if len(got) not in dims:
-                raise InputError(f"{name} must have shape {shape} for K objects, got shape {list(got)}{one}")
-            sizes[name] = got[0]
-        if len(set(sizes.values())) > 1:
-            raise InputError(f"every prompt of predict_batch needs one entry per object, got counts {sizes}")
-        K = next(iter(sizes.values()))
-        if K == 0:
-            raise InputError("predict_batch got zero objects")
-        objects = [tuple(None if x is None else x[k] for x in (points, point_labels, box, mask_input))
-                   for k in range(K)]
+        objects = P.split_objects(points, point_labels, box, mask_input)
         return self._predict(state, objects, multimask, image_index, batched=True)
 
     @torch.inference_mode()
@@ -299,21 +265,11 @@ class ImagePredictor:
         h, w = tr.image_size
         feats = state.tracker_features()
         lowres = 4 * self.model.config.tracker.grid_size
-        pts_l, lab_l, box_l, msk_l = [], [], [], []
-        for k, (pk, lk, bk, mk) in enumerate(objects):
-            at = f"[{k}]" if batched else ""  # names the object in error messages
-            if pk is not None:
-                p = P.check_points(pk, w, h, name=f"points{at}")
-                pts_l.append(tr.points_to_model(p))
-                lab_l.append(torch.from_numpy(P.check_labels(lk, p.shape[0], name=f"point_labels{at}")))
-            elif lk is not None:
-                raise InputError("point_labels were given without points")
-            if bk is not None:
-                box_l.append(tr.boxes_to_model(P.check_boxes(bk, w, h, name=f"box{at}", single=True)))
-            if mk is not None:
-                msk_l.append(torch.from_numpy(P.check_mask_input(mk, lowres, name=f"mask_input{at}")))
-        if pts_l and len({p.shape[0] for p in pts_l}) > 1:
-            raise InputError("every object of a batch must have the same number of points")
+        checked = P.check_objects(objects, w, h, lowres, batched=batched)
+        pts_l = [tr.points_to_model(p) for p, _, _, _ in checked if p is not None]
+        lab_l = [torch.from_numpy(lab) for _, lab, _, _ in checked if lab is not None]
+        box_l = [tr.boxes_to_model(b) for _, _, b, _ in checked if b is not None]
+        msk_l = [torch.from_numpy(m) for _, _, _, m in checked if m is not None]
         dev, dt = self.model.device, self.model.dtype
 
         def stacked(xs: list[Tensor], dtype: torch.dtype = dt) -> Optional[Tensor]:
@@ -373,8 +329,3 @@ class ImagePredictor:
         return segment_everything(self, opts, image)
 
 
-def _shape(x: Any) -> tuple[int, ...]:
-    """Shape of a tensor, an array or nested lists (ragged lists: the dimensions up to the ragged one)."""
-    if hasattr(x, "shape"):
-        return tuple(x.shape)
-    return np.asarray(x, dtype=object).shape

@@ -110,3 +110,86 @@ def check_threshold(value: Any, name: str) -> float:
         raise InputError(f"{name} must be in [0, 1], got {value!r}")
     return v
 
+
+
+# ---------------------------------------------------------------------- interactive objects
+Prompt = tuple  # (points, point_labels, box, mask_input) of one object, each None or the user's value
+_SEVERAL = "several objects: use predict_batch, which returns one PredictResult per object"
+
+
+def one_object(points: Any, point_labels: Any, box: Any, mask_input: Any) -> Prompt:
+    """``predict``'s prompts of one object, with a (1, 4) box taken as (4,); ``InputError`` for no prompt or for
+    shapes that describe several objects."""
+    if points is None and box is None and mask_input is None:
+        raise InputError("predict needs at least one prompt: points, a box or a mask_input")
+    if points is not None and as_array(points, "points").ndim == 3:
+        raise InputError(f"points of shape (K, N, 2) describe {_SEVERAL}")
+    if box is not None:
+        a = as_array(box, "box")
+        if a.ndim == 2 and a.shape[0] == 1:
+            box = a[0]
+        elif a.ndim == 2:
+            raise InputError(f"box of shape (K, 4) with K = {a.shape[0]} describes {_SEVERAL}")
+    if mask_input is not None:
+        a = as_array(mask_input, "mask_input")
+        if a.ndim == 4 or (a.ndim == 3 and a.shape[0] > 1):
+            raise InputError(f"mask_input of shape {list(a.shape)} describes {_SEVERAL}")
+    return points, point_labels, box, mask_input
+
+
+def split_objects(points: Any, point_labels: Any, box: Any, mask_input: Any) -> list[Prompt]:
+    """``predict_batch``'s prompts of K objects -> K prompts of one object each; ``InputError`` unless every given
+    kind has one entry per object (points (K, N, 2), point_labels (K, N), box (K, 4), mask_input (K, 4g, 4g) or
+    (K, 1, 4g, 4g))."""
+    if points is None and box is None and mask_input is None:
+        raise InputError("predict_batch needs at least one prompt: points, a box or a mask_input")
+    sizes = {}
+    expected = (("points", points, (3,), "(K, N, 2)"), ("point_labels", point_labels, (2,), "(K, N)"),
+                ("box", box, (2,), "(K, 4)"), ("mask_input", mask_input, (3, 4), "(K, 4g, 4g)"))
+    for name, x, dims, shape in expected:
+        if x is None:
+            continue
+        got = _shape(x)
+        if len(got) not in dims:
+            raise InputError(f"{name} must have shape {shape} for K objects, got shape {list(got)}; for one object "
+                             "use predict")
+        sizes[name] = got[0]
+    if len(set(sizes.values())) > 1:
+        raise InputError(f"every prompt of predict_batch needs one entry per object, got counts {sizes}")
+    count = next(iter(sizes.values()))
+    if count == 0:
+        raise InputError("predict_batch got zero objects")
+    return [tuple(None if x is None else x[k] for x in (points, point_labels, box, mask_input))
+            for k in range(count)]
+
+
+def _shape(x: Any) -> tuple[int, ...]:
+    """Shape of a tensor, an array or nested lists (ragged lists: the dimensions up to the ragged one)."""
+    if hasattr(x, "shape"):
+        return tuple(x.shape)
+    return np.asarray(x, dtype=object).shape
+
+
+def check_objects(objects: list[Prompt], width: int, height: int, mask_size: int, *,
+                  batched: bool) -> list[tuple]:
+    """Each object's prompts checked against a ``width`` x ``height`` image: (points (N, 2) float32 | None,
+    point_labels (N,) int64 | None, box (4,) float32 | None, mask_input (1, mask_size, mask_size) float32 | None),
+    pixels of the original image. ``batched`` names the object in errors (``points[2]``); every object must have
+    the same number of points."""
+    out = []
+    for k, (pk, lk, bk, mk) in enumerate(objects):
+        at = f"[{k}]" if batched else ""
+        p = lab = b = m = None
+        if pk is not None:
+            p = check_points(pk, width, height, name=f"points{at}")
+            lab = check_labels(lk, p.shape[0], name=f"point_labels{at}")
+        elif lk is not None:
+            raise InputError("point_labels were given without points")
+        if bk is not None:
+            b = check_boxes(bk, width, height, name=f"box{at}", single=True)
+        if mk is not None:
+            m = check_mask_input(mk, mask_size, name=f"mask_input{at}")
+        out.append((p, lab, b, m))
+    if len({p.shape[0] for p, _, _, _ in out if p is not None}) > 1:
+        raise InputError("every object of a batch must have the same number of points")
+    return out
