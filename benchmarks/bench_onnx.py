@@ -5,7 +5,9 @@ Four implementations of the same random-weight checkpoint (``make_checkpoint.py`
 (``load(fast="int8")``), "onnx" (``sam3kit.onnx.OnnxPredictor`` on the export of that checkpoint) and "onnx-int8"
 (``OnnxPredictor(precision="int8")``: the int8 vision encoder of ``--int8``). The export is written once into
 ``.bench/`` (``sam3kit.onnx.export_onnx(..., int8=True)``; its time is recorded when this run writes it) and reused.
-ONNX Runtime gets torch's thread count (``--threads``, else torch's default).
+ONNX Runtime gets torch's thread count (``--threads``, else torch's default). In the speed rows "onnx-int8" uses the
+sessions "onnx" opened for the graphs they share (text encoder, detector, prompt decoder: the same fp32 files), so
+that the four predictors fit in memory together.
 
 Rows, one record each (times interleaved over the implementations, as the other scripts):
 - ``i_onnx_vision_encode``: ``set_image`` of an S x S uint8 image (no encoding cache: every call encodes);
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 HERE = Path(__file__).resolve().parent
 TEXTS = ["a yellow school bus", "a red car", "a dog", "the person on the left", "a tree", "a cup of coffee",
@@ -40,12 +43,14 @@ IMPLS = ("sam3kit", "onnx", "sam3kit-int8", "onnx-int8")  # sam3kit and onnx fir
 
 
 # ---------------------------------------------------------------------- building the four predictors
-def predictor(impl: str, ckpt: Path, export: Path, threads: int):
-    """A ready predictor of ``impl`` (for ONNX: every session opened)."""
+def predictor(impl: str, ckpt: Path, export: Path, threads: int, sessions: Optional[dict] = None):
+    """A ready predictor of ``impl`` (for ONNX: every session opened; ``sessions``: graph name -> an open session
+    of another predictor of the same export to use)."""
     if impl.startswith("onnx"):
         from sam3kit.onnx import OnnxPredictor
 
         p = OnnxPredictor(export, precision="int8" if impl.endswith("int8") else "fp32", threads=threads)
+        p._sessions.update(sessions or {})
         for name in p.manifest.graph_names():
             p.session(name)
         return p
@@ -181,7 +186,14 @@ def ensure_export(ckpt: Path, export: Path) -> dict:
 
 
 def run_speed(args, common, ckpt: Path, export: Path, threads: int, extra: dict) -> list[dict]:
-    preds = {impl: predictor(impl, ckpt, export, threads) for impl in args.impls}
+    from sam3kit.onnx.contract import INT8_GRAPHS
+
+    preds = {}
+    for impl in args.impls:
+        # "onnx-int8" runs the very fp32 text, detector and prompt graphs of "onnx": one session each (memory)
+        share = preds["onnx"]._sessions if impl == "onnx-int8" else {}
+        preds[impl] = predictor(impl, ckpt, export, threads,
+                                sessions={n: x for n, x in share.items() if n not in INT8_GRAPHS})
     image = test_image(preds["onnx"].dims.image_size)
     acc = accuracy(preds, image)
     nexts = {impl: iter(TEXTS[1:] * 4) for impl in args.impls}  # a new text every call, the same sequence for each
