@@ -50,6 +50,9 @@ object at frame 0 and at the last reported frame. By default ours runs the relea
 transformers skips here, so the random tracks' reported masks differ (hole filling removes their specks);
 ``--like-transformers`` turns both off in ours (not the released behaviour) to make the masks comparable.
 
+``--device cuda`` / ``--dtype bf16`` run both sides there (``benchmarks/gpu/run.sh``; each timed step ends with a
+device synchronisation; ours then runs without the CPU kernels, as ``sam3kit.load`` gives it there).
+
     python benchmarks/bench_concepts.py [--config tiny] [--frames 60] [--objects 1,4,16] [--selection-objects 1]
                                         [--like-transformers]
 """
@@ -91,8 +94,8 @@ MAX_OBJECTS = 16
 
 
 # ---------------------------------------------------------------------- models and frames
-def build(cfg_name: str, seed: int):
-    """Our model (CPU kernels applied) and transformers' ``Sam3VideoModel`` on the same tensors."""
+def build(cfg_name: str, seed: int, device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32):
+    """Our model (CPU kernels applied on the CPU) and transformers' ``Sam3VideoModel`` on the same tensors."""
     import transformers
 
     from sam3kit.config import Sam3Config
@@ -113,12 +116,15 @@ def build(cfg_name: str, seed: int):
         trk = model.tracker_model
         trk.shared_image_embedding.positional_embedding.copy_(trk.prompt_encoder.shared_embedding.positional_embedding)
         trk.mask_decoder.pred_obj_score_head.proj_out.bias.add_(OBJ_SCORE_BIAS)
+    model = model.to(device=device, dtype=dtype)
     d = cfg.to_hf_dict()
     hf_cfg = transformers.Sam3VideoConfig(**{k: v for k, v in d.items() if k not in ("model_type", "architectures")},
                                           **HEURISTICS)
-    hf = transformers.Sam3VideoModel(hf_cfg).eval().requires_grad_(False)
+    with torch.device(device):
+        hf = transformers.Sam3VideoModel(hf_cfg).eval().requires_grad_(False)
     hf.load_state_dict(hf_state_dict(dict(model.state_dict()), cfg), strict=True, assign=True)  # the same tensors
-    model = apply_speed(model, SpeedOptions())  # what sam3kit.load applies on the CPU (same parameters)
+    hf = hf.to(device=device, dtype=dtype)
+    model = apply_speed(model, SpeedOptions())  # what sam3kit.load applies (the CPU set on the CPU only)
     return model, hf
 
 
@@ -129,6 +135,7 @@ def make_trunks(model, n: int, seed: int) -> list[torch.Tensor]:
     for t in range(n):
         gen = torch.Generator().manual_seed(1_000_000 * (seed + 1) + t)
         x = torch.randn(1, vit.hidden_size, vit.grid_size, vit.grid_size, generator=gen)
+        x = x.to(device=model.device, dtype=model.dtype)
         out.append(x.contiguous(memory_format=torch.channels_last))
     return out
 
@@ -197,8 +204,10 @@ def _reference(hf, trunks, text, n: int, apply):
 
     det = hf.detector_model
     placeholders = torch.arange(n, dtype=torch.float32).view(n, 1, 1, 1).expand(n, 3, 1, 1).contiguous()
+    dev = next(hf.parameters()).device
     sess = hf_video.Sam3VideoInferenceSession(video=placeholders, video_height=FRAME, video_width=FRAME,
-                                              dtype=torch.float32)
+                                              inference_device=dev, inference_state_device=dev,
+                                              video_storage_device=dev, dtype=next(hf.parameters()).dtype)
     pid = sess.add_prompt(TEXT)
     sess.prompt_embeddings[pid] = SimpleNamespace(pooler_output=text.features)
     sess.prompt_attention_masks[pid] = (~text.padding_mask).long()
@@ -293,12 +302,14 @@ def run_objects(args, model, hf, trunks, texts, n_obj: int) -> dict:
             while not done:
                 for k, it in its.items():
                     current["encoder"] = encoders.get(k)
+                    common.sync(model.device)
                     t0 = time.perf_counter()
                     try:
                         item = next(it)
                     except StopIteration:
                         done = True
                         break
+                    common.sync(model.device)
                     dt = time.perf_counter() - t0
                     last = ref_state["last"] if k == "transformers" else encoders[k].last
                     if k == "transformers":
@@ -363,6 +374,8 @@ def main(argv=None) -> dict:
     p.add_argument("--like-transformers", action="store_true",
                    help="run ours without NMS and hole filling, as transformers runs without its CUDA kernels "
                         "(the reported masks are then comparable; default: the released values)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="both sides' dtype")
     args = p.parse_args(argv)
     counts = [int(k) for k in args.objects.split(",") if k]
     if not counts or not all(1 <= k <= MAX_OBJECTS for k in counts):
@@ -372,7 +385,10 @@ def main(argv=None) -> dict:
     args.selection_objects = {int(k) for k in args.selection_objects.split(",") if k}
     common.setup(args)
     torch.manual_seed(args.seed)
-    model, hf = build(args.config, args.seed)
+    device = torch.device(args.device)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # fp32 is fp32 on CUDA too
+    model, hf = build(args.config, args.seed, device, dtype)
     trunks = make_trunks(model, args.frames + 1, args.seed)
     text = TextFeatureCache(model)
     text.get(TEXT)  # encoded once, before timing
@@ -387,7 +403,11 @@ def main(argv=None) -> dict:
             flat[f"{r['objects']}obj"] = m[60] <= 1.05 * m[20]
     record = {
         "bench": "g_video_concepts", "config": args.config, **env, "load_avg_1m_end": common.load_average(),
-        "dtype": "float32", "timings": timings,
+        "dtype": str(dtype).replace("torch.", ""), "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else env["cpu"],
+        "torch_cuda": torch.version.cuda,
+        "peak_gpu_mib": round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1) if device.type == "cuda" else None,
+        "timings": timings,
         "ratio_median": {f"{r['objects']}obj": r["ratio_median"].get("sam3kit") for r in runs},
         "ratio_paired": {f"{k}_{r['objects']}obj": v for r in runs for k, v in r["ratio_paired"].items()},
         "target_ratio": TARGET,

@@ -36,7 +36,11 @@ beside it for the 1-object track, the case where the semantics agree (transforme
 skips the non-overlap constraint on prompted frames, so 4-object tracks differ by design; their difference to the
 shipped reference is recorded for information).
 
-    python benchmarks/bench_video.py [--config tiny] [--frames 60] [--objects 1,4]
+``--device cuda`` / ``--dtype bf16`` run both sides there (``benchmarks/gpu/run.sh``): ours is then the plain
+tracker (no CPU kernels), transformers' session runs and stores on that device, and each timed step ends with a
+device synchronisation. Object counts above 4 place the clicks on a regular grid.
+
+    python benchmarks/bench_video.py [--config tiny] [--frames 60] [--objects 1,4] [--device cuda --dtype bf16]
 """
 
 from __future__ import annotations
@@ -74,7 +78,15 @@ CLICKS = ((0.30, 0.35), (0.70, 0.30), (0.35, 0.72), (0.68, 0.70))  # fractions o
 
 
 # ---------------------------------------------------------------------- models and features
-def build(cfg_name: str, seed: int):
+def clicks_for(n_obj: int) -> tuple:
+    """Click positions (fractions of the frame) of ``n_obj`` objects: the four of ``CLICKS``, or a k x k grid."""
+    if n_obj <= len(CLICKS):
+        return CLICKS[:n_obj]
+    k = int(np.ceil(np.sqrt(n_obj)))
+    return tuple(((i % k + 0.5) / k, (i // k + 0.5) / k) for i in range(n_obj))
+
+
+def build(cfg_name: str, seed: int, device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32):
     import transformers
 
     from sam3kit.config import Sam3Config
@@ -90,16 +102,20 @@ def build(cfg_name: str, seed: int):
     full.pop("model_type", None)
     hf_cfg = transformers.Sam3TrackerVideoConfig(**full)
 
+    trk = trk.to(device=device, dtype=dtype)
+
     def reference():
-        hf = transformers.Sam3TrackerVideoModel(hf_cfg, remove_vision_encoder=True).eval().requires_grad_(False)
+        with torch.device(device):
+            hf = transformers.Sam3TrackerVideoModel(hf_cfg, remove_vision_encoder=True).eval().requires_grad_(False)
         hf.load_state_dict(dict(trk.state_dict()), strict=True, assign=True)  # the same tensors
-        return hf
+        return hf.to(device=device, dtype=dtype)
 
     hf, hf_official = reference(), reference()
     from model.tracker.video_refs import patch_official_memory_order
 
     patch_official_memory_order(hf_official)
-    trk = apply_cpu_kernels(trk)  # what sam3kit.load applies on the CPU (same parameters)
+    if device.type == "cpu":
+        trk = apply_cpu_kernels(trk)  # what sam3kit.load applies on the CPU (same parameters)
     return trk, hf, hf_official
 
 
@@ -108,11 +124,12 @@ def make_features(trk: Tracker, n: int, seed: int) -> list[TrackerImageFeatures]
     applied, as ``Tracker.image_features`` does; computed once, untimed)."""
     c = trk.config
     g, d = c.grid_size, c.hidden_size
+    p = next(trk.parameters())
     out = []
     with torch.inference_mode():
         for t in range(n):
             gen = torch.Generator().manual_seed(1_000_000 * (seed + 1) + t)
-            fpn = [torch.randn(1, d, s, s, generator=gen) for s in (4 * g, 2 * g, g)]
+            fpn = [torch.randn(1, d, s, s, generator=gen).to(device=p.device, dtype=p.dtype) for s in (4 * g, 2 * g, g)]
             out.append(trk.image_features(fpn))
     return out
 
@@ -175,9 +192,12 @@ def run_objects(args, trk, hf, hf_official, feats, n_obj: int) -> dict:
     S = trk.config.image_size
     g = trk.config.grid_size
     d = trk.config.hidden_size
-    pos = [sine_position_2d(s, s, d)[None].flatten(2).permute(2, 0, 1) for s in (4 * g, 2 * g, g)]
-    clicks = CLICKS[:n_obj]
-    model = SimpleNamespace(tracker_model=trk, device=torch.device("cpu"))
+    p = next(trk.parameters())
+    dev, dt = p.device, p.dtype
+    pos = [sine_position_2d(s, s, d)[None].flatten(2).permute(2, 0, 1).to(device=dev, dtype=dt)
+           for s in (4 * g, 2 * g, g)]
+    clicks = clicks_for(n_obj)
+    model = SimpleNamespace(tracker_model=trk, device=dev)
     vids = frames(n)
     ours = {}
     sides = (("sam3kit", False), ("sam3kit-selection", True)) if n_obj in args.selection_objects else (("sam3kit", False),)
@@ -189,7 +209,8 @@ def run_objects(args, trk, hf, hf_official, feats, n_obj: int) -> dict:
 
     def hf_session(ref):
         sess = hf_mod.Sam3TrackerVideoInferenceSession(video=torch.zeros(n, 1, 1, 1), video_height=S, video_width=S,
-                                                        dtype=torch.float32)
+                                                        inference_device=dev, inference_state_device=dev,
+                                                        video_storage_device=dev, dtype=dt)
         for i, (x, y) in enumerate(clicks):
             idx = sess.obj_id_to_idx(i + 1)
             sess.add_point_inputs(idx, 0, {"point_coords": torch.tensor([[[[x * S, y * S]]]]),
@@ -206,25 +227,31 @@ def run_objects(args, trk, hf, hf_official, feats, n_obj: int) -> dict:
     its = {}
     with torch.inference_mode():
         for k, s in ours.items():
+            common.sync(dev)
             t0 = time.perf_counter()
             its[k] = s.propagate(direction="forward")  # consolidates frame 0 and encodes its memory
+            common.sync(dev)
             times[k].append(time.perf_counter() - t0)
         for t in range(n):
             low = {}
             for k, it in its.items():
+                common.sync(dev)
                 t0 = time.perf_counter()
                 next(it)
-                dt = time.perf_counter() - t0
+                common.sync(dev)
+                step = time.perf_counter() - t0
                 if t == 0:
-                    times[k][0] += dt  # frame 0: the propagate() call (preflight) and its consolidated output
+                    times[k][0] += step  # frame 0: the propagate() call (preflight) and its consolidated output
                 else:
-                    times[k].append(dt)
+                    times[k].append(step)
                 if k == "sam3kit":
                     low[k] = ours[k]._groups[0].bank.get(t).low_res.float()
             for k, (m, sess) in refs.items():
+                common.sync(dev)
                 t0 = time.perf_counter()
                 sess.cache.cache_vision_features(t, hf_features(feats[t], pos))
                 o = m(sess, frame_idx=t)
+                common.sync(dev)
                 times[k].append(time.perf_counter() - t0)
                 low[k] = o.pred_masks.float().reshape(n_obj, 1, *o.pred_masks.shape[-2:])
             if t in MARKS or t == n - 1:
@@ -272,12 +299,17 @@ def main(argv=None) -> dict:
                    help="object counts for which sam3kit also runs with memory selection on (default: 1,4)")
     p.add_argument("--official-objects", default="1",
                    help="object counts for which the untimed official-order reference runs (default: 1; '' none)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
+    p.add_argument("--dtype", choices=("fp32", "bf16", "fp16"), default="fp32", help="both sides' dtype")
     args = p.parse_args(argv)
     args.selection_objects = {int(k) for k in args.selection_objects.split(",") if k}
     args.official_objects = {int(k) for k in args.official_objects.split(",") if k}
     common.setup(args)
     torch.manual_seed(args.seed)
-    trk, hf, hf_official = build(args.config, args.seed)
+    device = torch.device(args.device)
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # fp32 is fp32 on CUDA too
+    trk, hf, hf_official = build(args.config, args.seed, device, dtype)
     feats = make_features(trk, args.frames + 1, args.seed)
     env = common.environment()
     env["load_avg_1m_start"] = common.wait_for_quiet(args.max_load, args.wait_timeout)
@@ -287,12 +319,15 @@ def main(argv=None) -> dict:
     main_run = runs[-1]
     record = {
         "bench": "f_video_tracking", "config": args.config, **env, "load_avg_1m_end": common.load_average(),
-        "dtype": "float32", "timings": timings,
+        "dtype": str(dtype).replace("torch.", ""), "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else env["cpu"],
+        "torch_cuda": torch.version.cuda, "timings": timings,
         "ratio_median": main_run["ratio_median"]["sam3kit"],
         "ratio_paired": {f"{k}_{r['objects']}obj": v for r in runs for k, v in r["ratio_paired"].items()},
         "target_ratio": TARGET,
         "target_met": all(r["ratio_median"]["sam3kit"] <= TARGET for r in runs),
         "accuracy": acc, "peak_rss_mb_process": common.peak_rss_mb(),
+        "peak_gpu_mib": round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1) if device.type == "cuda" else None,
         "frames": args.frames, "frame_size": FRAME, "obj_score_bias": OBJ_SCORE_BIAS,
         "runs": runs, "note": args.note,
     }

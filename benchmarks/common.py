@@ -111,6 +111,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def sync(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA), so that a host clock read after it times the work itself."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def stats(times: list[float]) -> dict[str, Any]:
     return {"min_s": min(times), "median_s": statistics.median(times), "max_s": max(times), "n": len(times),
             "all_s": [round(t, 4) for t in times]}

@@ -9,6 +9,7 @@ import torch
 
 from sam3kit.config import Sam3Config
 
+from fixtures.devices import device_params
 from fixtures.weights import randomize_  # noqa: F401  (re-exported for tests)
 
 
@@ -36,3 +37,11 @@ def tiny_checkpoint(tmp_path_factory):
     from sam3kit.testing import tiny_checkpoint as write_tiny_checkpoint
 
     return write_tiny_checkpoint(tmp_path_factory.mktemp("tiny_sam3"), layout="hf", seed=0)
+
+
+@pytest.fixture(scope="session", params=device_params())
+def test_device(request):
+    """The device of a device-parametrised parity test: ``cpu``, then the device under test when there is one
+    (``tests/fixtures/devices.py``: CUDA, or ``$SAM3KIT_TEST_DEVICE``)."""
+    request.param.prepare()
+    return request.param

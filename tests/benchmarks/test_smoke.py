@@ -92,3 +92,57 @@ def test_video(tmp_path):
     # memory selection off, one object: the track of the reference patched to the official memory-encoder order
     assert max(one["low_res_logits_max_abs_diff"]["transformers-official-order"].values()) <= 1e-4
     assert 0 < one["last_frame_foreground_fraction"] < 1  # a non-trivial mask
+
+
+def test_gpu_rows_and_summary_on_the_cpu(tmp_path, capsys):
+    """bench_gpu.py (row (k)) tried on the CPU: every row and both dtypes write records with the device facts, the
+    comparisons against transformers within fp32 rounding, bf16 against sam3kit fp32, and the bf16 targets; the
+    summary table names every record. (torch.compile is left out here: minutes on this CPU.)"""
+    out = tmp_path / "r.jsonl"
+    _script("bench_gpu").main(FAST + ["--out", str(out), "--device", "cpu", "--compile", "", "--batch", "2"])
+    recs = _records(out)
+    names = [(r["bench"], r.get("dtype")) for r in recs]
+    rows = ["gpu_encode", "gpu_text", "gpu_click", "gpu_e2e_b1", "gpu_e2e_b2", "gpu_predictor"]
+    assert names == [(n, d) for d in ("fp32", "bf16") for n in rows] + [("gpu_summary", None)]
+    for r in recs[:-1]:
+        assert {"device", "device_name", "torch_cuda", "timings", "median_ms", "peak_gpu_mib", "accuracy"} <= set(r)
+        assert r["tf32"] is False
+        if r["bench"] != "gpu_predictor":
+            assert {"sam3kit", "transformers"} == set(r["timings"]) and r["ratios"]["sam3kit"] > 0
+            diffs = [v for k, v in r["accuracy"].items() if k.endswith("diff_vs_transformers")]
+            assert diffs and max(diffs) <= (1e-4 if r["dtype"] == "fp32" else 0.05), r["accuracy"]
+    bf16 = {r["bench"]: r for r in recs if r.get("dtype") == "bf16"}
+    assert bf16["gpu_encode"]["accuracy"]["fpn_cosine_min_vs_sam3kit_fp32"] > 0.999
+    assert bf16["gpu_e2e_b1"]["accuracy"]["top10_mask_iou_mean_vs_sam3kit_fp32"] > 0.9
+    assert bf16["gpu_click"]["target"]["ratio_at_most"] == 0.8
+    assert bf16["gpu_e2e_b1"]["target"]["seconds_at_most"] == 0.030
+    assert recs[-1]["skipped"] == []
+    summary = _script("gpu/summary")
+    summary.main([str(out)])
+    table = capsys.readouterr().out
+    for n in rows:
+        assert n in table
+    assert "gpu_summary: 12 records" in table
+
+
+def test_gpu_deadline_skips_rows(tmp_path):
+    """--deadline-s: rows that would start after it are recorded as skipped, not run."""
+    out = tmp_path / "r.jsonl"
+    _script("bench_gpu").main(FAST + ["--out", str(out), "--device", "cpu", "--compile", "", "--dtypes", "fp32",
+                                      "--deadline-s", "0"])
+    (summary,) = _records(out)
+    assert summary["bench"] == "gpu_summary" and summary["skipped"] == [
+        "fp32:encode", "fp32:text", "fp32:click", "fp32:e2e", "fp32:e2e", "fp32:predictor"]
+
+
+def test_video_benchmarks_take_a_device_and_a_dtype(tmp_path):
+    """bench_video / bench_concepts with --dtype bf16 (the GPU run's arguments, on the CPU): the records carry the
+    dtype and device, 16 objects are placed and tracked on both sides."""
+    out = tmp_path / "r.jsonl"
+    args = FAST + ["--out", str(out), "--device", "cpu", "--dtype", "bf16", "--frames", "16"]
+    _script("bench_video").main(args + ["--objects", "16", "--selection-objects", "", "--official-objects", ""])
+    _script("bench_concepts").main(args + ["--objects", "16", "--selection-objects", ""])
+    f, g = _records(out)
+    assert (f["dtype"], f["device"], g["dtype"], g["device"]) == ("bfloat16", "cpu", "bfloat16", "cpu")
+    assert f["runs"][0]["objects"] == 16 and 0 < f["runs"][0]["last_frame_foreground_fraction"] < 1
+    assert g["accuracy"]["16obj"]["same_ids"] and g["accuracy"]["16obj"]["tracked_objects"]["end"]["sam3kit"] == 16

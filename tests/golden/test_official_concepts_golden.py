@@ -25,6 +25,9 @@ Named divergence: the official boxes are those of the masks BEFORE the object-wi
 ``_postprocess_output`` computes them first), ours the boxes of the returned masks (issue 14: boxes equal the masks'
 bounding boxes); where the official box is not that of its returned mask (``box_is_box_of_returned_mask`` False,
 16 objects) our box is checked against our mask instead.
+
+Device-parametrised (``tests/fixtures/devices.py``): every case is replayed on the CPU and again on the device under
+test (CUDA when there is one, plain model, TF32 off) against the same official CPU outputs and tolerances.
 """
 
 from __future__ import annotations
@@ -39,8 +42,9 @@ import numpy as np
 import pytest
 import torch
 
-import sam3kit
 from sam3kit import ConceptTrackOptions, VideoOptions, VideoPredictor
+
+from fixtures.devices import TestDevice
 
 GOLDEN = Path(__file__).parent / "official_concepts"
 META = json.loads((GOLDEN / "meta.json").read_text())
@@ -61,9 +65,9 @@ def golden():
     return torch.load(GOLDEN / "cases.pt", weights_only=True)
 
 
-@functools.lru_cache(maxsize=1)
-def model():
-    return sam3kit.load(GOLDEN)
+@functools.lru_cache(maxsize=None)
+def model(device: TestDevice):
+    return device.load(GOLDEN)
 
 
 def unpack(packed: torch.Tensor, size: int = S) -> np.ndarray:
@@ -101,12 +105,12 @@ def official_returns(case):
 
 
 @functools.lru_cache(maxsize=None)
-def replay(name):
+def replay(name, device: TestDevice):
     """Our FrameResults for the case's calls, aligned with ``official_returns``: [(step index, FrameResult)]."""
     case = golden()["cases"][name]
     opts = VideoOptions(concepts=concept_options(case), memory_selection=case["video_options"]["memory_selection"])
     frames = [f.numpy() for f in golden()["frames"]]
-    session = VideoPredictor(model(), opts).start(frames)
+    session = VideoPredictor(model(device), opts).start(frames)
     out = []
     try:
         for i, st in enumerate(case["steps"]):
@@ -127,11 +131,11 @@ def replay(name):
     return out
 
 
-def _pairs(name):
+def _pairs(name, device: TestDevice):
     """(our FrameResult, official record) per returned frame, after checking that both returned the same frames in
     the same order. Objects are then compared by position (both lists are ascending ids): the ids themselves are
     checked by test_frames_and_object_ids, so that a mismatch there does not hide the other comparisons."""
-    ours, theirs = replay(name), official_returns(golden()["cases"][name])
+    ours, theirs = replay(name, device), official_returns(golden()["cases"][name])
     got = [(i, int(r.frame_index)) for i, r in ours]
     want = [(i, y["frame"]) for i, y in theirs]
     assert got == want, f"{name}: frames returned (step, frame):\n ours     {got}\n official {want}"
@@ -176,24 +180,24 @@ def test_released_defaults_and_no_heuristics_preset():
 
 # ------------------------------------------------------------------------------------------- parity
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_frames_and_object_ids(name):
-    for r, y in _pairs(name):
+def test_frames_and_object_ids(name, test_device):
+    for r, y in _pairs(name, test_device):
         want = [i + ID_OFFSET for i in y["out_obj_ids"]]
         assert r.object_ids.tolist() == want, (name, y["frame"], r.object_ids.tolist(), want)
         assert r.concepts.tolist() == [0] * len(y["out_obj_ids"]), (name, y["frame"])
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_scores(name):
-    for r, y in _pairs(name):
+def test_scores(name, test_device):
+    for r, y in _pairs(name, test_device):
         assert len(r) == len(y["out_obj_ids"]), (name, y["frame"], r.object_ids.tolist(), y["out_obj_ids"])
         np.testing.assert_allclose(r.scores, y["out_probs"].numpy(), atol=SCORE_ATOL, rtol=0,
                                    err_msg=f"{name} frame {y['frame']}")
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_masks(name):
-    for r, y in _pairs(name):
+def test_masks(name, test_device):
+    for r, y in _pairs(name, test_device):
         assert len(r) == len(y["out_obj_ids"]), (name, y["frame"], r.object_ids.tolist(), y["out_obj_ids"])
         want = unpack(y["out_binary_masks_packed"])
         assert r.masks.shape == want.shape, (name, y["frame"], r.masks.shape, want.shape)
@@ -204,9 +208,9 @@ def test_masks(name):
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
-def test_boxes(name):
+def test_boxes(name, test_device):
     scale = np.array([S, S, S, S], dtype=np.float64)
-    for r, y in _pairs(name):
+    for r, y in _pairs(name, test_device):
         assert len(r) == len(y["out_obj_ids"]), (name, y["frame"], r.object_ids.tolist(), y["out_obj_ids"])
         want = unpack(y["out_binary_masks_packed"])
         xywh = y["out_boxes_xywh"].numpy().astype(np.float64)

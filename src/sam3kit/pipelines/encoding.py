@@ -168,7 +168,7 @@ class ImageEncoder:
                 found[i] = trunk[j:j + 1]
                 if cached:
                     self.cache.put(keys[i], found[i])
-            if self.options.release_encoder_weights:
+            if self.options.release_encoder_weights and dev.type == "cpu":  # only host memory is file-mapped
                 release_mapped(m.image_trunk_module().parameters())
         trunk = torch.cat(found) if len(found) > 1 else found[0]
         # channels-last, as the ViT returns it: a disk entry reads back channels-first, on which the necks'

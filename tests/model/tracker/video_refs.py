@@ -61,7 +61,7 @@ def patch_official_memory_order(hf) -> None:
         m = m * self.config.sigmoid_scale_for_mem_enc + self.config.sigmoid_bias_for_mem_enc
         m = F.interpolate(m, size=(side, side), mode="bilinear", align_corners=False, antialias=True)
         pix = current_vision_feats.permute(1, 2, 0).view(b, self.hidden_dim, h, w)
-        feats, pos = enc(pix, m)
+        feats, pos = enc(pix, m.to(pix.dtype))  # the model's dtype (a no-op in fp32)
         present = (object_score_logits > 0).float()
         occ = self.occlusion_spatial_embedding_parameter.view(1, -1, 1, 1)
         feats = feats + (1 - present.view(-1, 1, 1, 1)) * occ

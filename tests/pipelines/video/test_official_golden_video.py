@@ -16,6 +16,9 @@ and is compared, step by step:
 Tolerances (meta.json ``tolerances``): exact for orders, ids and memory plans; 1e-4 on fp32 logits, scores and
 pointers; memory maps within one bfloat16 step (memories are stored in bfloat16 as the official code stores them);
 masks exact except pixels whose logit is within 1e-4 of 0; memory-selection scores 1e-5.
+
+Device-parametrised (``tests/fixtures/devices.py``): every case runs on the CPU and again on the device under test
+(CUDA when there is one, plain model, TF32 off) against the same official CPU outputs and tolerances.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ from pathlib import Path
 import pytest
 import torch
 
-import sam3kit
 from sam3kit.pipelines.video import VideoOptions, VideoPredictor
 from sam3kit.pipelines.video.group import TrackGroup
 from sam3kit.pipelines.video.memory_bank import COND, MemoryBank
+
+from fixtures.devices import to_cpu
 
 GOLDEN = Path(__file__).resolve().parents[2] / "golden" / "official_video"
 pytestmark = pytest.mark.skipif(not (GOLDEN / "cases.pt").exists(), reason="official video golden files missing")
@@ -51,13 +55,12 @@ def golden():
 
 
 @pytest.fixture(scope="module")
-def model():
-    return sam3kit.load(GOLDEN)
+def model(test_device):
+    return test_device.load(GOLDEN)
 
 
 def close(name, ours, ref, tol=TOL):
-    ours = torch.as_tensor(ours).detach().float()
-    ref = torch.as_tensor(ref).detach().float()
+    ours, ref = to_cpu(ours), to_cpu(ref)
     assert ours.shape == ref.shape, f"{name}: shape {tuple(ours.shape)} vs official {tuple(ref.shape)}"
     d = (ours - ref).abs().max().item() if ref.numel() else 0.0
     key = name.split(":")[-1].split("[")[0].strip()
@@ -131,12 +134,12 @@ def _check_yield(name, y, r, tracked, plans, s):
     close(f"{name}: stored iou_score", tracked["iou"].reshape(y["iou_score"].shape), y["iou_score"])
     ref_mem = y["maskmem_features"].float()
     step = ref_mem.abs() * 2 ** -7 + 1e-6
-    excess = ((tracked["maskmem"].float() - ref_mem).abs() - step).max().item()
+    excess = ((to_cpu(tracked["maskmem"]) - ref_mem).abs() - step).max().item()
     MEASURED["maskmem_features beyond one bf16 step"] = max(MEASURED.get("maskmem_features beyond one bf16 step",
                                                                          -1.0), excess)
     assert tracked["maskmem"].dtype == torch.bfloat16 and excess <= 0, f"{name}: memory maps off by {excess:.2e}"
     if "eff_iou_score" in y:
-        close(f"{name}: eff_iou_score", torch.tensor(tracked["score"]), torch.tensor(y["eff_iou_score"]), 1e-5)
+        close(f"{name}: eff_iou_score", tracked["score"], y["eff_iou_score"], 1e-5)
     for ev in y["events"]:
         if ev["event"] == "memory_attention" and ev["used"]:
             plan = plans.pop(0)
