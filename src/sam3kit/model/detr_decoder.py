@@ -131,7 +131,7 @@ class DetrDecoder(nn.Module):
         # written once, contiguous in the (B, heads, 1 + Q, H*W) order the attention reads
         bias = torch.empty(b, heads, 1 + q, h, w, dtype=by.dtype, device=by.device)
         bias[:, :, 0] = 0
-        if needs_autograd(by, bx):
+        if needs_autograd(by, bx) or torch.compiler.is_compiling():  # dynamo refuses an out= view
             bias = torch.cat([bias[:, :, :1], by[..., None] + bx[..., None, :]], dim=2)
         else:
             torch.add(by[..., None], bx[..., None, :], out=bias[:, :, 1:])

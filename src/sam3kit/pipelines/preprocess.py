@@ -17,7 +17,7 @@ def preprocess(images: list[np.ndarray], size: int, *, device: torch.device, dty
         if t.shape[-2:] != (size, size):
             t = _resize_uint8(t, size)
         out.append(t)
-    x = torch.cat(out).to(device=device, dtype=torch.float32) / 255.0
+    x = torch.cat(out).to(device).float() / 255.0  # uint8 over the bus (a quarter of float32's bytes), then float
     return ((x - 0.5) / 0.5).to(dtype)
 
 

@@ -155,11 +155,33 @@ class ResultStore:
         self.put(frame, obj_id, mask.cpu().numpy(), (low_res > 0).cpu().numpy(), box.tolist(), score,
                  object_score, iou)
 
+    def put_logits_batch(self, frame: int, obj_ids: list[int], logits: Tensor, low_res: Tensor,
+                         object_scores: Tensor, ious: Tensor) -> dict[int, tuple[np.ndarray, float]]:
+        """``put_logits`` for N objects at once: (N, H, W) logits at the frame's size, (N, 4g, 4g) low-resolution
+        logits, (N,) object-score logits and best IoUs, with one device-to-host copy of each instead of one per
+        object (the same records). Returns obj id -> (the (H, W) bool mask, the presence score), what ``combine``
+        takes as ``on_host`` so that it copies nothing again."""
+        mask = logits > 0
+        boxes = boxes_from_masks(mask).tolist()
+        masks, lows = mask.cpu().numpy(), (low_res > 0).cpu().numpy()
+        obj = object_scores.reshape(-1).float().tolist()
+        iou = ious.reshape(-1).float().tolist()
+        out = {}
+        for i, oid in enumerate(obj_ids):
+            score = float(torch.sigmoid(torch.tensor(obj[i])))
+            self.put(frame, oid, masks[i], lows[i], boxes[i], score, obj[i], iou[i])
+            out[oid] = (masks[i], score)
+        return out
+
     def combine(self, frame: int, object_ids: list[int], computed: dict[int, tuple[Tensor, Tensor]],
-                frame_size: tuple[int, int], *, with_logits: bool) -> FrameResult:
+                frame_size: tuple[int, int], *, with_logits: bool,
+                on_host: Optional[dict[int, tuple[np.ndarray, float]]] = None) -> FrameResult:
         """A frame's ``FrameResult`` for ``object_ids``: ``computed`` (obj id -> ((H, W) logits, object-score
         logit)) for the objects just computed, the stored result (or an empty mask, score 0) for the others. With
-        ``with_logits`` the stored objects get logits +-10 from their stored mask (logits are not stored)."""
+        ``with_logits`` the stored objects get logits +-10 from their stored mask (logits are not stored).
+        ``on_host``: obj id -> (bool mask, score) of computed objects already copied to the host
+        (``put_logits_batch``), used instead of copying their logits again."""
+        on_host = on_host or {}
         h, w = frame_size
         stored = self.frame_result(frame, [i for i in object_ids if i not in computed], h, w)
         pos = {oid: k for k, oid in enumerate(stored.object_ids.tolist())}
@@ -170,8 +192,11 @@ class ResultStore:
         for i, oid in enumerate(object_ids):
             if oid in computed:
                 lg, sc = computed[oid]
-                masks[i] = (lg > 0).cpu().numpy()
-                scores[i] = float(torch.sigmoid(sc.float()))
+                if oid in on_host:
+                    masks[i], scores[i] = on_host[oid]
+                else:
+                    masks[i] = (lg > 0).cpu().numpy()
+                    scores[i] = float(torch.sigmoid(sc.float()))
                 if logits_out is not None:
                     logits_out[i] = lg.float().cpu().numpy()
             else:

@@ -339,11 +339,12 @@ class VideoSession:
                iou: float) -> None:
         self._results.put_logits(frame, obj_id, logits, low_res, object_score, iou)
 
-    def _frame_result(self, frame: int, computed: dict[int, tuple[Tensor, Tensor]]) -> FrameResult:
-        """``computed``: obj id -> ((H, W) logits, object-score logit) of the objects just computed; the others
-        from the store."""
+    def _frame_result(self, frame: int, computed: dict[int, tuple[Tensor, Tensor]],
+                      on_host: Optional[dict[int, tuple[np.ndarray, float]]] = None) -> FrameResult:
+        """``computed``: obj id -> ((H, W) logits, object-score logit) of the objects just computed (``on_host``:
+        their masks and scores already copied, ``ResultStore.put_logits_batch``); the others from the store."""
         return self._results.combine(frame, self.object_ids, computed, self.frame_size,
-                                     with_logits=self.options.return_logits)
+                                     with_logits=self.options.return_logits, on_host=on_host)
 
     def result(self, frame: int) -> FrameResult:
         """The latest result of a frame already produced (by a propagation or a prompt), read back from the
@@ -477,29 +478,31 @@ class VideoSession:
         with torch.inference_mode():
             feats = self._frame_features(t)
             self._keep_features(t)
-            computed = self._track_groups(groups, t, reverse, feats, extra)
-            return self._frame_result(t, computed) if emit else None
+            computed, on_host = self._track_groups(groups, t, reverse, feats, extra)
+            return self._frame_result(t, computed, on_host) if emit else None
 
     def _track_groups(self, groups: list[TrackGroup], t: int, reverse: bool, feats: TrackerImageFeatures,
-                      extra: tuple = ()) -> dict[int, tuple[Tensor, Tensor]]:
+                      extra: tuple = ()) -> tuple[dict[int, tuple[Tensor, Tensor]], dict]:
         """Track frame t in every group (the tracker's memory and pointers of t added) and store each object's
-        result; returns {object id: (mask logits at the frame's size, object score)}. ``extra``: conditioning
-        frames the groups' trimming must keep (``TrackGroup.trim``)."""
+        result; returns {object id: (mask logits at the frame's size, object score)} and {object id: (mask,
+        score) on the host}. A group's results are copied to the host once for all its objects (a device
+        synchronisation per copy, not per object). ``extra``: conditioning frames the groups' trimming must keep
+        (``TrackGroup.trim``)."""
         h, w = self.frame_size
         o = self.options
-        computed = {}
+        computed, on_host = {}, {}
         for g in groups:
             low, obj = g.track(t, reverse, feats, self.num_frames)
             logits = to_frame_size(low, h, w, non_overlap=o.non_overlap_output, hole_area=o.fill_hole_area)
             mem = g.bank.get(t)
-            for r, oid in enumerate(g.object_ids):
-                iou = float(mem.iou.reshape(len(g), -1)[r, 0])
-                self._store(t, oid, logits[r, 0], low[r, 0], float(obj[r, 0]), iou)
+            ids = list(g.object_ids)
+            iou = mem.iou.reshape(len(g), -1)[:, 0]
+            on_host.update(self._results.put_logits_batch(t, ids, logits[:, 0], low[:, 0], obj[:, 0], iou))
+            for r, oid in enumerate(ids):
                 computed[oid] = (logits[r, 0], obj[r, 0])
             g.frontier[reverse] = t - 1 if reverse else t + 1
             g.trim(extra, self.num_frames)
-        return computed
-
+        return computed, on_host
 
     # ------------------------------------------------------------------ concepts
     def add_concept(self, frame: int, text: Optional[str] = None, boxes: Any = None, box_labels: Any = None, *,
