@@ -16,18 +16,20 @@ Rows (``--rows``, each a JSON line ``gpu_<row>`` in ``--out``):
 - ``predictor`` (sam3kit only: the figure a user sees): ``ImagePredictor.set_image`` on a 1008 x 1008 uint8 array
   (upload, resize, normalise, the ViT) + ``segment(text=...)`` (tokenise, detect, threshold, masks at the image
   size), at the default threshold 0.5 and at threshold 0 (all 200 queries kept: the post-processing of the most
-  objects). Accuracy: its scores against the model-level sam3kit call.
+  objects). Recorded beside it: the objects found at each threshold and the top score (random weights: none
+  passes 0.5, so the default-threshold figure is the least post-processing).
 
 ``--compile`` (a comma list of dtypes, default ``bf16``) also times ``torch.compile``'d forms of the encode and of
 the batch-1 e2e call for both sides (default inductor mode, ``dynamic=False``; records ``gpu_encode_compile`` and
 ``gpu_e2e_b1_compile``, which time the plain forms again beside them). They run after every plain row of every
-dtype, since compiling is the slow part (``--compile-only``: just them, for a separate last step); the compile time of the first call is recorded, and a side that fails to
-compile is recorded with its error instead of a time (graph breaks are not failures: the compiled function runs).
+dtype, since compiling is the slow part (``--compile-only``: just them, for a separate last step). The compile time
+of the first call is recorded, and a side that fails to compile is recorded with its error instead of a time
+(graph breaks are not failures: the compiled function runs).
 
 Timing: each call is followed by ``torch.cuda.synchronize()`` inside the timed region (host clock), the sides
 interleaved round by round after ``--warmup`` untimed calls; medians over ``--reps``. Peak GPU memory: the
 ``max_memory_allocated`` of one call after a reset, above what was allocated before it. fp32 runs with TF32 off
-(true fp32, as the parity tests run), bf16 with torch's default SDPA choice (flash attention on Hopper). Targets:
+(true fp32, as the parity tests run), bf16 with torch's default SDPA kernel choice. Targets:
 sam3kit at most 0.8x transformers' time in bf16 for encode, text and click; one image with one text prompt end to
 end (row ``e2e`` batch 1) at most 30 ms in bf16.
 

@@ -53,12 +53,13 @@ note "$(head -2 "$OUT/facts.txt" | tr '\n' ' ')"
 # 2. the device-parametrised tests, only their pass on the device under test (the CPU pass is CI's)
 step 120 tests "$PY" -m pytest -q -p no:cacheprovider -m device_under_test --junitxml="$OUT/tests.xml" \
   tests/golden/test_official_golden.py tests/pipelines/video/test_official_golden_video.py \
-  tests/golden/test_official_concepts_golden.py tests/speed/test_half.py
+  tests/golden/test_official_concepts_golden.py tests/speed/test_half.py tests/model/test_vit.py \
+  tests/model/test_detector.py tests/model/tracker/test_tracker_parity.py
 note "tests: $(tail -1 "$OUT/tests.log")"
 
 # 3. the image rows, fp32 and bf16 (plain forms; the compiled ones are the last step); no row starts after 120 s
 step 160 bench_gpu "$PY" benchmarks/bench_gpu.py --device "$DEVICE" --config "$CONFIG" --compile "" \
-  --deadline-s 120 --out "$OUT/results.jsonl"
+  --reps 10 --warmup 2 --deadline-s 120 --out "$OUT/results.jsonl"
 
 # 4. video tracking per frame, 1 and 16 objects (bf16, then fp32), and detect-and-track per frame (bf16)
 for dt in bf16 fp32; do

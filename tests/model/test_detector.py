@@ -10,16 +10,21 @@ segmentation head. Where the official model differs from transformers the refere
      test checks the unclamped value.
 transformers needs torchvision's roi_align, absent here: the literal reference of tests/fixtures/roi_align_reference.py
 stands in for it.
+
+The text + boxes, box-only and batch tests are device-parametrised (``tests/fixtures/devices.py``): both models run
+on the CPU, and again on the device under test (CUDA when there is one, TF32 off) at the same tolerance.
 """
 
 from __future__ import annotations
 
+import copy
 import re
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from fixtures.devices import to_device
 from fixtures.hf_keys import collapsed_patterns, released_patterns
 from fixtures.roi_align_reference import roi_align_reference
 from fixtures.weights import randomize_
@@ -47,10 +52,24 @@ def models():
     return cfg.detector, ours, hf
 
 
+def _roi_align_on_host(input, boxes, *args, **kwargs):
+    """The CPU reference for inputs on any device (it computes in numpy), the result back on the input's device."""
+    boxes = boxes.cpu() if isinstance(boxes, torch.Tensor) else [b.cpu() for b in boxes]
+    return roi_align_reference(input.cpu(), boxes, *args, **kwargs).to(input.device)
+
+
 @pytest.fixture(autouse=True)
 def hf_roi_align(monkeypatch):
-    monkeypatch.setattr(hf_sam3, "torchvision", SimpleNamespace(ops=SimpleNamespace(roi_align=roi_align_reference)),
+    monkeypatch.setattr(hf_sam3, "torchvision", SimpleNamespace(ops=SimpleNamespace(roi_align=_roi_align_on_host)),
                         raising=False)
+
+
+def _on(test_device, ours, hf, *inputs):
+    """The models (copies) and the inputs on the test's device; unchanged on the CPU."""
+    dev = test_device.torch_device
+    if dev.type == "cpu":
+        return (ours, hf, *inputs)
+    return (copy.deepcopy(ours).to(dev), copy.deepcopy(hf).to(dev), *to_device(inputs, dev))
 
 
 HEADS = ("geometry_encoder", "detr_encoder", "detr_decoder", "mask_decoder", "dot_product_scoring", "text_projection")
@@ -144,43 +163,47 @@ def _hf_forward_official(hf, vo, text: torch.Tensor, valid: torch.Tensor, boxes,
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_text_and_mixed_boxes(models, seed):
+def test_text_and_mixed_boxes(models, seed, test_device):
     cfg, ours, hf = _randomize(models, seed)
     vo, image, text, _ = _inputs(cfg, hf, seed, 1, [5])
     boxes, labels = _boxes(seed, 1, 3), torch.tensor([[1, 0, 1]])
+    ours, hf, vo, image, text, boxes, labels = _on(test_device, ours, hf, vo, image, text, boxes, labels)
     with torch.no_grad():
         out = ours.forward_prompts(image, text, boxes, labels)
         ref = hf(vision_embeds=vo, text_embeds=SimpleNamespace(pooler_output=text.features),
                  attention_mask=(~text.padding_mask).long(), input_boxes=boxes, input_boxes_labels=labels)
-    _compare(f"text+boxes seed={seed}", _our_outputs(out), _hf_outputs(ref))
+    _compare(f"text+boxes on {test_device.name} seed={seed}", _our_outputs(out), _hf_outputs(ref))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_box_only(models, seed):
+def test_box_only(models, seed, test_device):
     """No text prompt: the text is the placeholder "visual" (3 valid tokens: start, word, end)."""
     cfg, ours, hf = _randomize(models, seed)
     vo, image, text, _ = _inputs(cfg, hf, seed, 1, [3])
     boxes = _boxes(seed + 10, 1, 1)
+    ours, hf, vo, image, text, boxes = _on(test_device, ours, hf, vo, image, text, boxes)
     with torch.no_grad():
         out = ours.forward_prompts(image, text, boxes)
         ref = hf(vision_embeds=vo, text_embeds=SimpleNamespace(pooler_output=text.features),
                  attention_mask=(~text.padding_mask).long(), input_boxes=boxes)
-    _compare(f"box only seed={seed}", _our_outputs(out), _hf_outputs(ref))
+    _compare(f"box only on {test_device.name} seed={seed}", _our_outputs(out), _hf_outputs(ref))
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_batch_with_box_padding(models, seed):
+def test_batch_with_box_padding(models, seed, test_device):
     cfg, ours, hf = _randomize(models, seed)
     vo, image, text, _ = _inputs(cfg, hf, seed, 2, [4, 7])
     boxes = _boxes(seed, 2, 3)
     labels = torch.tensor([[1, 0, 1], [0, 1, 1]])
     padding = torch.tensor([[False, False, False], [False, True, True]])
+    ours, hf, vo, image, text, boxes, labels, padding = _on(test_device, ours, hf, vo, image, text, boxes, labels,
+                                                            padding)
     with torch.no_grad():
         out = ours.forward_prompts(image, text, boxes, labels, padding)
         ref = hf(vision_embeds=vo, text_embeds=SimpleNamespace(pooler_output=text.features),
                  attention_mask=(~text.padding_mask).long(), input_boxes=boxes,
                  input_boxes_labels=labels.masked_fill(padding, -10))  # -10 = padding in transformers
-    _compare(f"batch of 2, padded boxes seed={seed}", _our_outputs(out), _hf_outputs(ref))
+    _compare(f"batch of 2, padded boxes on {test_device.name} seed={seed}", _our_outputs(out), _hf_outputs(ref))
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -4,6 +4,9 @@ The HF ViT is configured with ``layer_norm_eps=1e-5`` (the official value; HF's 
 ``Sam3Config.to_hf_dict``. Random weights come from ``randomize_``; q/k projections are then scaled up so that
 attention is peaked and RoPE / windowing errors show (with the plain N(0, 0.02) weights attention is nearly
 uniform and a wrong global RoPE scale moves the output by only ~2e-4).
+
+Device-parametrised (``tests/fixtures/devices.py``): both sides run on the CPU, and again on the device under test
+(CUDA when there is one, TF32 off; the plain ViT only, the CPU speed set being for the CPU) at the same tolerance.
 """
 
 from __future__ import annotations
@@ -56,8 +59,11 @@ VIT_CONFIGS = {
 @pytest.mark.parametrize("kernels", ["plain", "cpu"])
 @pytest.mark.parametrize("name", list(VIT_CONFIGS))
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_vit_matches_transformers(name, seed, kernels):
+def test_vit_matches_transformers(name, seed, kernels, test_device):
     """The plain ViT, and the ViT with the CPU speed set (complex RoPE, blocked MLP step) applied."""
+    if kernels == "cpu" and test_device.plain:
+        pytest.skip("the CPU speed set is for the CPU; the device under test runs the plain model")
+    dev = test_device.torch_device
     cfg = VIT_CONFIGS[name]
     ours = _random_weights(ViT(cfg), seed)
     if kernels == "cpu":
@@ -66,24 +72,27 @@ def test_vit_matches_transformers(name, seed, kernels):
     assert hf_cfg.layer_norm_eps == 1e-5
     ref = transformers.Sam3ViTModel(hf_cfg).eval()
     ref.load_state_dict(ours.state_dict(), strict=True)
-    x = _pixels(2, cfg.image_size, seed)
+    ours, ref = ours.to(dev), ref.to(dev)
+    x = _pixels(2, cfg.image_size, seed).to(dev)
     g = cfg.grid_size
     with torch.no_grad():
         out = ours(x)
         expected = ref(x).last_hidden_state.view(2, g, g, -1).permute(0, 3, 1, 2)
     assert out.shape == (2, cfg.hidden_size, g, g)
     diff = (out - expected).abs().max().item()
-    print(f"ViT[{name}] seed {seed}: max abs diff {diff:.3e} (max |out| {out.abs().max():.2f})")
+    print(f"ViT[{name}] on {dev} seed {seed}: max abs diff {diff:.3e} (max |out| {out.abs().max():.2f})")
     assert diff <= TOL, f"ViT[{name}] seed {seed}: max abs diff {diff:.3e}"
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_vision_encoder_matches_transformers(seed):
+def test_vision_encoder_matches_transformers(seed, test_device):
+    dev = test_device.torch_device
     det = Sam3Config.tiny().detector
     ours = _random_weights(VisionEncoder(det.vit, det.neck), seed)
     ref = transformers.Sam3VisionModel(transformers.Sam3VisionConfig(**_hf_dict(det.vit))).eval()
     ref.load_state_dict(ours.state_dict(), strict=True)
-    x = _pixels(2, det.vit.image_size, seed)
+    ours, ref = ours.to(dev), ref.to(dev)
+    x = _pixels(2, det.vit.image_size, seed).to(dev)
     with torch.no_grad():
         feats = ours.features_from_trunk(ours.backbone(x))
         r = ref(x)

@@ -3,15 +3,20 @@
 The reference is fed ``image_embeddings`` with ``no_memory_embedding`` added to the g x g level, as the official
 predictor does (transformers 5.23 adds it to the unused 36x36 level instead), and its low-res logits are
 clamped to +-32 as the official predictor returns them.
+
+``test_predict_matches_transformers`` is device-parametrised (``tests/fixtures/devices.py``): both models run on the
+CPU, and again on the device under test (CUDA when there is one, TF32 off) at the same tolerance.
 """
 
 from __future__ import annotations
 
+import copy
 import zlib
 
 import pytest
 import torch
 
+from fixtures.devices import to_device
 from sam3kit.model.features import TrackerImageFeatures
 from tracker_refs import (
     build_tracker, hf_tracker_config, hf_tracker_state, max_diff, random_features,
@@ -35,6 +40,16 @@ def pair(request):
     assert not not_given, f"reference tensors without a counterpart in ours: {sorted(not_given)}"
     hf.load_state_dict(sd, strict=False)
     return seed, ours, hf
+
+
+@pytest.fixture(scope="module")
+def device_pair(pair, test_device):
+    """``pair`` on the test's device (copies; the CPU pair itself stays where it is)."""
+    seed, ours, hf = pair
+    dev = test_device.torch_device
+    if dev.type == "cpu":
+        return seed, ours, hf, dev
+    return seed, copy.deepcopy(ours).to(dev), copy.deepcopy(hf).to(dev), dev
 
 
 def _gen(seed: int, case: str) -> torch.Generator:
@@ -100,10 +115,10 @@ CASE_NAMES = [c[0] for c in _cases(0)]
 
 @pytest.mark.parametrize("multimask", [True, False])
 @pytest.mark.parametrize("case", CASE_NAMES)
-def test_predict_matches_transformers(pair, case, multimask):
-    seed, ours, hf = pair
-    name, fb, our_kw, ref_kw = next(c for c in _cases(seed) if c[0] == case)
-    embed, high_res = random_features(seed, batch=fb)
+def test_predict_matches_transformers(device_pair, case, multimask):
+    seed, ours, hf, dev = device_pair
+    name, fb, our_kw, ref_kw = to_device(next(c for c in _cases(seed) if c[0] == case), dev)
+    embed, high_res = to_device(random_features(seed, batch=fb), dev)
     with torch.no_grad():
         out = ours.predict(TrackerImageFeatures(embed=embed, high_res=high_res), multimask=multimask, **our_kw)
     ref_m, ref_iou, ref_obj = _hf_run(hf, embed, high_res, multimask, **ref_kw)
@@ -114,7 +129,7 @@ def test_predict_matches_transformers(pair, case, multimask):
     assert out.mask_tokens.shape == (b, m, D)
     dm, di, do = max_diff(out.mask_logits, ref_m), max_diff(out.iou_scores, ref_iou), max_diff(
         out.object_score_logit, ref_obj)
-    msg = (f"seed {seed} {name} multimask={multimask}: max|diff| masks {dm:.2e} (max|ref| "
+    msg = (f"{dev} seed {seed} {name} multimask={multimask}: max|diff| masks {dm:.2e} (max|ref| "
            f"{ref_m.abs().max():.2f}), iou {di:.2e}, obj {do:.2e}")
     print(msg)
     assert dm <= TOL and di <= TOL and do <= TOL, msg
