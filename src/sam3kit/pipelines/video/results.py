@@ -149,11 +149,9 @@ class ResultStore:
     def put_logits(self, frame: int, obj_id: int, logits: Tensor, low_res: Tensor, object_score: float,
                    iou: float) -> None:
         """Store an object's output from its (H, W) logits at the frame's size and (4g, 4g) low-resolution logits."""
-        mask = logits > 0
-        box = boxes_from_masks(mask[None])[0]
-        score = float(torch.sigmoid(torch.tensor(object_score)))
-        self.put(frame, obj_id, mask.cpu().numpy(), (low_res > 0).cpu().numpy(), box.tolist(), score,
-                 object_score, iou)
+        self.put_logits_batch(frame, [obj_id], logits[None], low_res[None],
+                              torch.tensor([object_score], dtype=torch.float64),
+                              torch.tensor([iou], dtype=torch.float64))
 
     def put_logits_batch(self, frame: int, obj_ids: list[int], logits: Tensor, low_res: Tensor,
                          object_scores: Tensor, ious: Tensor) -> dict[int, tuple[np.ndarray, float]]:
@@ -164,8 +162,8 @@ class ResultStore:
         mask = logits > 0
         boxes = boxes_from_masks(mask).tolist()
         masks, lows = mask.cpu().numpy(), (low_res > 0).cpu().numpy()
-        obj = object_scores.reshape(-1).float().tolist()
-        iou = ious.reshape(-1).float().tolist()
+        obj = object_scores.reshape(-1).double().tolist()  # exact for every float dtype
+        iou = ious.reshape(-1).double().tolist()
         out = {}
         for i, oid in enumerate(obj_ids):
             score = float(torch.sigmoid(torch.tensor(obj[i])))
